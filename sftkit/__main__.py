@@ -1,0 +1,3 @@
+from sftkit.cli import main
+
+main()

@@ -1,0 +1,14 @@
+"""The `sftkit` command line. Each command lives in its own module; nothing heavy is imported here."""
+
+from __future__ import annotations
+
+from sftkit.cli._app import app
+from sftkit.cli.presets import presets_app
+from sftkit.cli.train import train
+
+app.command("train")(train)
+app.add_typer(presets_app, name="presets")
+
+
+def main() -> None:
+    app(prog_name="sftkit")

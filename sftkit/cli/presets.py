@@ -1,0 +1,73 @@
+"""`sftkit presets list|show`: the presets found on disk."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from sftkit.cli.options import JsonOpt, _complete_presets
+
+presets_app = typer.Typer(help="List and inspect presets.", no_args_is_help=True)
+
+
+@presets_app.command("list")
+def list_presets(
+    as_json: JsonOpt = False,
+    names: Annotated[bool, typer.Option("--names", help="Only the names, one per line.")] = False,
+) -> None:
+    """List every preset (built-in and user folders) with a one-line description."""
+    from sftkit.console import stdout_write
+    from sftkit.presets import describe, discover
+
+    found = discover()
+    if names:
+        stdout_write("".join(f"{n}\n" for n in found))
+        return
+    rows = [describe(p) for p in found.values()]
+    if as_json:
+        stdout_write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(title="sftkit presets", title_justify="left")
+    for col in ("name", "trainer", "method", "model", "description"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        name = r["name"] + (" [dim](user)[/]" if r["source"] == "user" else "")
+        table.add_row(name, r["trainer_type"], r["method"], r["model"] or "-", r["description"])
+    from rich.console import Console
+
+    Console().print(table)  # a listing is the command's output: stdout
+
+
+@presets_app.command("show")
+def show_preset(
+    name: Annotated[str, typer.Argument(help="Preset name.", autocompletion=_complete_presets)],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a preset fully resolved (with everything it extends), and where each value comes from."""
+    from sftkit.console import stdout_write
+    from sftkit.presets import describe, find
+    from sftkit.resolve import resolve_config
+    from sftkit.yamlio import dump_yaml
+
+    preset = find(name)
+    resolved = resolve_config(preset=name, check=False)
+    info = describe(preset)
+    payload = {
+        "name": name,
+        "description": info["description"],
+        "extends": info["extends"],
+        "path": info["path"],
+        "config": resolved.config.to_dict(),
+        "sources": resolved.sources,
+    }
+    if as_json:
+        stdout_write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        return
+    header = f"# {name}: {info['description']}\n# file: {info['path']}\n"
+    if info["extends"]:
+        header += f"# extends: {info['extends']}\n"
+    stdout_write(header + dump_yaml(payload["config"]))

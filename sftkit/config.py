@@ -1,0 +1,443 @@
+"""The typed run configuration: every setting sftkit understands, each documented once, next to it.
+
+A :class:`RunConfig` is built by :func:`sftkit.resolve.resolve_config` from schema defaults, a preset chain,
+a project file, ``--set key=value`` overrides and named flags. Every command reads this one object.
+Field docstrings below are the documentation (``sftkit presets show`` and the README are generated from
+the same place). Cross-field rules live in :meth:`RunConfig.problems` and name the key to change.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sftkit.errors import Problem
+
+TrainerType = Literal["sft", "dpo"]
+TrackingBackend = Literal["trackio", "tensorboard", "wandb", "none"]
+Scheduler = Literal[
+    "cosine",
+    "linear",
+    "constant",
+    "constant_with_warmup",
+    "cosine_with_restarts",
+    "polynomial",
+    "inverse_sqrt",
+    "warmup_stable_decay",
+]
+#: schedulers that can end at ``train.min_lr`` instead of zero
+MIN_LR_SCHEDULERS = ("cosine",)
+DataFormat = Literal[
+    "auto",
+    "alpaca",
+    "instruction",
+    "prompt_completion",
+    "qa",
+    "messages",
+    "sharegpt",
+    "text",
+    "openhermes",
+    "squad",
+    "self_instruct",
+    "dpo",
+    "sharegpt_dpo",
+    "hh",
+]
+
+
+class Section(BaseModel):
+    """Base for config sections: unknown keys are errors, docstrings under fields are the docs."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=True)
+
+
+class ModelConfig(Section):
+    name: str | None = None
+    """Model to fine-tune: a Hub id (``HuggingFaceTB/SmolLM3-3B``), a local folder, a ``.gguf`` file, or ``builtin:tiny`` (a ~1M-parameter model sftkit builds offline)."""
+
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) of the model."""
+
+    tokenizer: str | None = None
+    """Tokenizer to use when it differs from the model's own (Hub id or folder)."""
+
+    trust_remote_code: bool = False
+    """Allow model code from the Hub to run. Only set this for repositories you trust."""
+
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights dtype when loading: ``auto`` uses bf16/fp16 when that precision is on, else float32."""
+
+    flash_attention: bool = False
+    """Use FlashAttention 2 (``attn_implementation=flash_attention_2``); needs a CUDA GPU and the flash-attn package."""
+
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass to save memory (slower steps)."""
+
+    max_seq_length: int = Field(2048, gt=0)
+    """Longest tokenised training sequence for SFT; longer rows are truncated or dropped (``data.too_long``)."""
+
+    chat_template: str | None = None
+    """A Jinja chat template (string or path to a ``.jinja`` file) that replaces the tokenizer's own."""
+
+
+class DataConfig(Section):
+    dataset: str | None = None
+    """Training data: a local file (JSONL, JSON, CSV, Parquet, optionally ``.gz``), a folder saved by ``datasets``, a Hub dataset id, or ``builtin:tiny``."""
+
+    config_name: str | None = None
+    """Hub dataset configuration (subset) name."""
+
+    train_file: str | None = None
+    """Alternative to ``data.dataset`` for a local training file."""
+
+    validation_file: str | None = None
+    """A separate local validation file."""
+
+    split: str = "train"
+    """Split to train on (Hub datasets, saved folders, JSON objects of splits)."""
+
+    validation_split: str | None = None
+    """Split to evaluate on, when the source has one (e.g. ``validation`` or ``test``)."""
+
+    validation_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    """Fraction of training rows carved out (seeded by ``train.seed``) for validation when no validation data is given."""
+
+    format: DataFormat = "auto"
+    """Row format; ``auto`` detects it from the columns. Force one when detection picks wrong."""
+
+    field_map: dict[str, str] = Field(default_factory=dict)
+    """Rename source columns before format detection, e.g. ``{question_text: instruction, answer_text: output}``."""
+
+    template: str = "auto"
+    """How rows become text: ``auto`` (the tokenizer's chat template, else ``chatml``), ``chat``, ``chatml``, ``alpaca``, ``arabic``, or a custom string with ``{instruction}``, ``{input}`` and ``{response}``."""
+
+    response_marker: str | None = None
+    """Text that starts the response in a custom template; everything up to and including it is masked from the loss."""
+
+    system_prompt: str | None = None
+    """A system message added to every conversation that has none."""
+
+    completion_only_loss: bool = True
+    """Train only on the response tokens (and EOS), masking the prompt. Set false to train on everything."""
+
+    packing: bool = False
+    """Pack several rows into each sequence of ``model.max_seq_length`` tokens; attention never crosses row boundaries."""
+
+    drop_duplicates: bool = True
+    """Drop exact duplicate rows (counted in the manifest)."""
+
+    arabic_normalize: bool = False
+    """Normalise Arabic text: strip diacritics and tatweel, unify alef, yaa and taa-marbuta forms."""
+
+    too_long: Literal["truncate", "drop"] = "truncate"
+    """What to do with rows longer than the maximum length: truncate them or drop them (both counted)."""
+
+    skip_invalid: bool = False
+    """Skip rows that cannot be read or formatted, writing each with its reason to ``rejects.jsonl``, instead of failing."""
+
+    max_rows: int | None = Field(None, gt=0)
+    """Use at most this many training rows (after cleaning), e.g. for a quick trial run."""
+
+    num_proc: int | None = Field(None, gt=0)
+    """Processes for tokenisation (default: one)."""
+
+    prepared_dir: str | None = None
+    """Where the prepared dataset is written; default ``<train.output_dir>/prepared``."""
+
+    formatting_func: str | None = None
+    """A custom row formatter ``module:function`` or ``path/to/file.py:function`` (row -> text or messages) used instead of the built-in formats."""
+
+
+class TrainConfig(Section):
+    output_dir: str = "runs/sftkit"
+    """Run folder for checkpoints, logs, metrics and the final model."""
+
+    batch_size: int = Field(8, gt=0)
+    """Per-device training batch size."""
+
+    eval_batch_size: int | None = Field(None, gt=0)
+    """Per-device evaluation batch size (default: ``train.batch_size``)."""
+
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    """Micro-batches accumulated per optimiser step."""
+
+    learning_rate: float = Field(2e-5, gt=0)
+    """Peak learning rate."""
+
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
+
+    warmup_steps: int = Field(0, ge=0)
+    """Linear warm-up steps. Use this or ``train.warmup_ratio``, not both."""
+
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
+    """Warm-up as a fraction of all training steps. Use this or ``train.warmup_steps``, not both."""
+
+    max_iters: int | None = Field(None, gt=0)
+    """Total optimiser steps. When set it overrides ``train.num_train_epochs``."""
+
+    num_train_epochs: float = Field(1.0, gt=0)
+    """Passes over the training data (used when ``train.max_iters`` is not set)."""
+
+    save_steps: int = Field(500, gt=0)
+    """Save a checkpoint every N steps."""
+
+    eval_steps: int = Field(500, gt=0)
+    """Evaluate on the validation split every N steps (when there is one)."""
+
+    logging_steps: int = Field(10, gt=0)
+    """Log loss, learning rate and grad norm every N steps."""
+
+    save_total_limit: int | None = Field(None, gt=0)
+    """Keep at most this many checkpoints (oldest deleted first; the best is kept when selecting it)."""
+
+    optimizer: str = "adamw_torch"
+    """Optimiser name as transformers knows it (``adamw_torch``, ``adamw_torch_fused``, ``paged_adamw_8bit``, ...)."""
+
+    beta1: float = Field(0.9, gt=0, lt=1)
+    """Adam beta1."""
+
+    beta2: float = Field(0.999, gt=0, lt=1)
+    """Adam beta2."""
+
+    eps: float = Field(1e-8, gt=0)
+    """Adam epsilon."""
+
+    scheduler: Scheduler = "cosine"
+    """Learning-rate schedule after warm-up."""
+
+    min_lr: float = Field(0.0, ge=0)
+    """Learning rate the cosine schedule ends at (0 decays to zero)."""
+
+    fp16: bool = False
+    """Mixed precision in float16 (CUDA). Not together with ``train.bf16``."""
+
+    bf16: bool = False
+    """Mixed precision in bfloat16 (Ampere or newer GPUs, recent CPUs). Not together with ``train.fp16``."""
+
+    seed: int = 42
+    """Random seed for initialisation, shuffling, dropout and the validation split."""
+
+    max_grad_norm: float = Field(1.0, ge=0)
+    """Gradient clipping norm (0 disables clipping)."""
+
+    group_by_length: bool = False
+    """Batch rows of similar length together to waste less padding (ignored with ``data.packing``: an error)."""
+
+    dataloader_num_workers: int = Field(0, ge=0)
+    """Worker processes loading batches."""
+
+    load_best_model_at_end: bool = False
+    """Keep the checkpoint with the best ``train.metric_for_best_model`` as the final model (needs validation data)."""
+
+    metric_for_best_model: str = "eval_loss"
+    """Metric for best-model selection; lower is better for losses, higher for anything else."""
+
+    use_cpu: bool = False
+    """Train on the CPU even when a GPU is present."""
+
+
+class LoraConfig(Section):
+    enabled: bool = False
+    """Train LoRA adapters instead of all weights."""
+
+    r: int = Field(16, gt=0)
+    """LoRA rank."""
+
+    alpha: int = Field(32, gt=0)
+    """LoRA scaling numerator (scale = alpha / r)."""
+
+    dropout: float = Field(0.05, ge=0, lt=1)
+    """Dropout on the LoRA input."""
+
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    """Module names to adapt (e.g. ``[q_proj, v_proj]``) or ``all-linear``."""
+
+    load_in_4bit: bool = False
+    """QLoRA: load the base model in 4-bit through bitsandbytes."""
+
+    load_in_8bit: bool = False
+    """Load the base model in 8-bit through bitsandbytes."""
+
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    """4-bit quantisation data type."""
+
+    double_quant: bool = True
+    """Quantise the 4-bit quantisation constants too (saves ~0.4 bit per weight)."""
+
+
+class DpoConfig(Section):
+    beta: float = 0.1
+    """Strength of the pull towards the reference model (higher stays closer)."""
+
+    loss_type: str = "sigmoid"
+    """DPO loss: ``sigmoid`` (original DPO), ``ipo``, ``hinge``, ``robust``, ``apo_zero``, ... as TRL names them."""
+
+    max_prompt_length: int = Field(512, gt=0)
+    """Prompts are truncated (keeping their end) to this many tokens."""
+
+    max_length: int = Field(1024, gt=0)
+    """Longest prompt + response in tokens."""
+
+    ref_model: str | None = None
+    """A separate reference model; default: the starting model itself (with LoRA: the base with adapters disabled)."""
+
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)
+    """Probability that a preference label is flipped (robust DPO)."""
+
+
+class TrackingConfig(Section):
+    enabled: bool = True
+    """Log metrics to an experiment tracker (besides the run folder's ``metrics.jsonl``)."""
+
+    backend: TrackingBackend = "trackio"
+    """Tracker: ``trackio`` (local-first dashboard), ``tensorboard``, ``wandb`` or ``none``."""
+
+    project: str = "sftkit"
+    """Project name in the tracker."""
+
+    experiment_name: str | None = None
+    """Run name in the tracker (default: the run folder's name)."""
+
+    trackio_space: str | None = None
+    """A Hugging Face Space id to sync trackio runs to (``user/space``)."""
+
+    trackio_url: str | None = None
+    """URL of a self-hosted trackio server."""
+
+
+class RunConfig(Section):
+    trainer_type: TrainerType = "sft"
+    """``sft`` (supervised fine-tuning) or ``dpo`` (direct preference optimisation)."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    dpo: DpoConfig = Field(default_factory=DpoConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    def problems(self) -> list[Problem]:
+        """Cross-field rules. Each problem names the key(s) to change."""
+        out: list[Problem] = []
+        t, lo, d = self.train, self.lora, self.dpo
+        if t.fp16 and t.bf16:
+            out.append(Problem("fp16 and bf16 are both on", key="train.fp16, train.bf16", hint="set one of them to false"))
+        if t.warmup_steps and t.warmup_ratio:
+            out.append(
+                Problem(
+                    "warm-up is given twice",
+                    key="train.warmup_steps, train.warmup_ratio",
+                    hint="set train.warmup_steps=0 or train.warmup_ratio=0",
+                )
+            )
+        if t.min_lr and t.scheduler not in MIN_LR_SCHEDULERS:
+            out.append(
+                Problem(
+                    f"min_lr is only honoured by the cosine schedule, not {t.scheduler!r}",
+                    key="train.min_lr",
+                    hint="set train.scheduler=cosine or train.min_lr=0",
+                )
+            )
+        if t.min_lr >= t.learning_rate:
+            out.append(
+                Problem(
+                    f"min_lr ({t.min_lr:g}) must be below learning_rate ({t.learning_rate:g})",
+                    key="train.min_lr",
+                    hint="lower train.min_lr",
+                )
+            )
+        if t.group_by_length and self.data.packing:
+            out.append(
+                Problem(
+                    "group_by_length has no effect on packed data",
+                    key="train.group_by_length",
+                    hint="set train.group_by_length=false or data.packing=false",
+                )
+            )
+        if lo.load_in_4bit and lo.load_in_8bit:
+            out.append(
+                Problem("4-bit and 8-bit loading are both on", key="lora.load_in_4bit, lora.load_in_8bit", hint="pick one")
+            )
+        if (lo.load_in_4bit or lo.load_in_8bit) and not lo.enabled:
+            out.append(
+                Problem(
+                    "a quantised base model can only be fine-tuned through LoRA adapters",
+                    key="lora.enabled",
+                    hint="set lora.enabled=true (QLoRA) or turn quantisation off",
+                )
+            )
+        if self.trainer_type == "dpo":
+            if d.beta <= 0:
+                out.append(Problem(f"beta must be > 0, got {d.beta:g}", key="dpo.beta", hint="0.1 is the usual value"))
+            if d.max_length > self.model.max_seq_length:
+                out.append(
+                    Problem(
+                        f"dpo.max_length ({d.max_length}) exceeds model.max_seq_length ({self.model.max_seq_length})",
+                        key="dpo.max_length",
+                        hint="lower dpo.max_length or raise model.max_seq_length",
+                    )
+                )
+            if d.max_prompt_length >= d.max_length:
+                out.append(
+                    Problem(
+                        f"max_prompt_length ({d.max_prompt_length}) leaves no room for a response in max_length ({d.max_length})",
+                        key="dpo.max_prompt_length",
+                        hint="lower dpo.max_prompt_length",
+                    )
+                )
+        if not self.model.name:
+            out.append(Problem("no model is set", key="model.name", hint="pass --set model.name=<hub id or folder> or use a preset"))
+        if self.data.dataset and self.data.train_file:
+            out.append(
+                Problem("both data.dataset and data.train_file are set", key="data.train_file", hint="keep one of them")
+            )
+        if t.load_best_model_at_end and not (
+            self.data.validation_file or self.data.validation_split or self.data.validation_fraction
+        ):
+            out.append(
+                Problem(
+                    "best-model selection needs validation data",
+                    key="train.load_best_model_at_end",
+                    hint="set data.validation_fraction (e.g. 0.05), data.validation_file or data.validation_split",
+                )
+            )
+        return out
+
+    @property
+    def has_validation(self) -> bool:
+        d = self.data
+        return bool(d.validation_file or d.validation_split or d.validation_fraction)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def section_fields(model: type[BaseModel]) -> dict[str, Any]:
+    """Field name -> FieldInfo of a config section class."""
+    return dict(model.model_fields)
+
+
+def all_keys() -> list[str]:
+    """Every canonical dotted key (``train.learning_rate``, ...), in schema order."""
+    keys: list[str] = []
+    for name, info in RunConfig.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, Section):
+            keys.extend(f"{name}.{sub}" for sub in ann.model_fields)
+        else:
+            keys.append(name)
+    return keys
+
+
+def field_doc(key: str) -> str:
+    """The docstring of a dotted key, for help and error hints."""
+    section, _, name = key.partition(".")
+    info = RunConfig.model_fields.get(section)
+    if info is None:
+        return ""
+    if not name:
+        return info.description or ""
+    sub = info.annotation.model_fields.get(name)  # type: ignore[union-attr]
+    return (sub.description or "") if sub else ""

@@ -1,0 +1,62 @@
+"""The one console for people: everything human-readable goes to stderr; stdout is for data."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rich.console import Console
+
+from sftkit.errors import SftkitError
+
+
+def _make_console() -> Console:
+    # rich honours NO_COLOR itself; we only make sure the console writes to stderr.
+    return Console(stderr=True, highlight=False, soft_wrap=False)
+
+
+console = _make_console()
+
+
+def debug_enabled() -> bool:
+    """True when tracebacks were asked for with --debug or SFTKIT_DEBUG=1."""
+    return os.environ.get("SFTKIT_DEBUG", "").lower() in {"1", "true", "yes", "on"}
+
+
+def print_error(err: SftkitError) -> None:
+    """Show an SftkitError as one red line per problem, plus a dim hint."""
+    if err.problems and len(err.problems) > 1:
+        console.print(f"[bold red]error:[/] {err.message}:", markup=True)
+        for p in err.problems:
+            console.print(f"  [red]•[/] {escape(str(p))}")
+            if p.hint:
+                console.print(f"    [dim]hint: {escape(p.hint)}[/]")
+    else:
+        console.print(f"[bold red]error:[/] {escape(err.message)}")
+    if err.hint:
+        console.print(f"[dim]hint: {escape(err.hint)}[/]")
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as _escape
+
+    return _escape(text)
+
+
+def stdout_write(text: str) -> None:
+    """Write data to stdout; a closed pipe (`| head`) ends the program quietly."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_broken_pipe()
+
+
+def _silence_broken_pipe() -> None:
+    # Redirect stdout to devnull so Python's shutdown flush does not raise again, then exit quietly.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    raise SystemExit(0)

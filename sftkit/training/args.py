@@ -1,0 +1,148 @@
+"""RunConfig -> keyword arguments of TRL's SFTConfig / DPOConfig, and of model loading.
+
+Pure Python (no torch, no TRL import), so ``sftkit train --dry-run`` can show exactly what the trainer
+will receive. The training pipeline passes these dicts to TRL unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sftkit.config import RunConfig
+
+
+def tracking_args(cfg: RunConfig) -> dict[str, Any]:
+    tr = cfg.tracking
+    if not tr.enabled or tr.backend == "none":
+        return {"report_to": "none"}
+    out: dict[str, Any] = {
+        "report_to": tr.backend,
+        "run_name": tr.experiment_name or Path(cfg.train.output_dir).name,
+    }
+    if tr.backend == "trackio":
+        out["project"] = tr.project
+        if tr.trackio_space:
+            out["trackio_space_id"] = tr.trackio_space
+    if tr.backend == "tensorboard":
+        out["logging_dir"] = str(Path(cfg.train.output_dir) / "tensorboard")
+    return out
+
+
+def scheduler_args(cfg: RunConfig) -> dict[str, Any]:
+    t = cfg.train
+    if t.scheduler == "cosine" and t.min_lr > 0:
+        return {"lr_scheduler_type": "cosine_with_min_lr", "lr_scheduler_kwargs": {"min_lr": t.min_lr}}
+    return {"lr_scheduler_type": t.scheduler}
+
+
+def trainer_args(cfg: RunConfig, has_eval: bool | None = None) -> dict[str, Any]:
+    """Keyword arguments for SFTConfig (trainer_type sft) or DPOConfig (dpo)."""
+    t = cfg.train
+    if has_eval is None:
+        has_eval = cfg.has_validation
+    args: dict[str, Any] = {
+        "output_dir": t.output_dir,
+        "per_device_train_batch_size": t.batch_size,
+        "per_device_eval_batch_size": t.eval_batch_size or t.batch_size,
+        "gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "learning_rate": t.learning_rate,
+        "weight_decay": t.weight_decay,
+        # transformers reads a float in [0, 1) as a ratio of the total steps
+        "warmup_steps": t.warmup_ratio if t.warmup_ratio else t.warmup_steps,
+        "max_steps": t.max_iters if t.max_iters else -1,
+        "num_train_epochs": t.num_train_epochs,
+        "optim": t.optimizer,
+        "adam_beta1": t.beta1,
+        "adam_beta2": t.beta2,
+        "adam_epsilon": t.eps,
+        **scheduler_args(cfg),
+        "fp16": t.fp16,
+        "bf16": t.bf16,
+        "seed": t.seed,
+        "data_seed": t.seed,
+        "max_grad_norm": t.max_grad_norm,
+        "train_sampling_strategy": "group_by_length" if t.group_by_length and not cfg.data.packing else "random",
+        "dataloader_num_workers": t.dataloader_num_workers,
+        "gradient_checkpointing": cfg.model.gradient_checkpointing,
+        "logging_steps": t.logging_steps,
+        "logging_first_step": True,
+        "save_strategy": "steps",
+        "save_steps": t.save_steps,
+        "save_total_limit": t.save_total_limit,
+        "eval_strategy": "steps" if has_eval else "no",
+        "eval_steps": t.eval_steps if has_eval else None,
+        "load_best_model_at_end": t.load_best_model_at_end and has_eval,
+        "metric_for_best_model": t.metric_for_best_model if t.load_best_model_at_end else None,
+        "use_cpu": t.use_cpu,
+        "disable_tqdm": True,
+        "model_init_kwargs": None,
+        **tracking_args(cfg),
+    }
+    if t.load_best_model_at_end:
+        args["greater_is_better"] = "loss" not in t.metric_for_best_model
+    if cfg.trainer_type == "sft":
+        args.update(
+            {
+                "max_length": cfg.model.max_seq_length,
+                "packing": cfg.data.packing,
+                # sftkit tokenises and masks the data itself (see `sftkit prepare`); TRL uses our
+                # completion_mask as it is, so the loss mask is the one the preview showed
+                "completion_only_loss": cfg.data.completion_only_loss,
+            }
+        )
+    else:
+        d = cfg.dpo
+        args.update(
+            {
+                "beta": d.beta,
+                "loss_type": [d.loss_type],
+                "max_length": d.max_length,
+                "label_smoothing": d.label_smoothing,
+            }
+        )
+    return args
+
+
+def model_load_args(cfg: RunConfig) -> dict[str, Any]:
+    """What ``from_pretrained`` receives (quantisation shown symbolically; built with torch later)."""
+    m, lo = cfg.model, cfg.lora
+    out: dict[str, Any] = {
+        "pretrained_model_name_or_path": m.name,
+        "revision": m.revision,
+        "trust_remote_code": m.trust_remote_code,
+        "dtype": resolved_dtype(cfg),
+    }
+    if m.flash_attention:
+        out["attn_implementation"] = "flash_attention_2"
+    if lo.load_in_4bit:
+        out["quantization_config"] = {
+            "load_in_4bit": True,
+            "bnb_4bit_quant_type": lo.quant_type,
+            "bnb_4bit_use_double_quant": lo.double_quant,
+            "bnb_4bit_compute_dtype": resolved_dtype(cfg),
+        }
+    elif lo.load_in_8bit:
+        out["quantization_config"] = {"load_in_8bit": True}
+    return out
+
+
+def peft_args(cfg: RunConfig) -> dict[str, Any] | None:
+    lo = cfg.lora
+    if not lo.enabled:
+        return None
+    return {
+        "r": lo.r,
+        "lora_alpha": lo.alpha,
+        "lora_dropout": lo.dropout,
+        "target_modules": lo.target_modules,
+        "bias": "none",
+        "task_type": "CAUSAL_LM",
+    }
+
+
+def resolved_dtype(cfg: RunConfig) -> str:
+    if cfg.model.dtype != "auto":
+        return cfg.model.dtype
+    # fp16 mixed precision keeps float32 master weights (the grad scaler refuses fp16 parameters)
+    return "bfloat16" if cfg.train.bf16 else "float32"
