@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any
 
-import click
 import typer
+from typer._click import ClickException  # typer ships its own click
 from typer.core import TyperGroup
 
 from sftkit import __version__
@@ -16,10 +16,10 @@ from sftkit.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SftkitError
 class SftkitGroup(TyperGroup):
     """Runs a subcommand; turns SftkitError into one red line plus a hint, other errors too unless --debug."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: typer.Context) -> list[str]:
         return list(self.commands)  # keep the order commands were added in (the flow), not alphabetical
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         from sftkit.console import console, debug_enabled, escape, print_error
 
         try:
@@ -32,7 +32,7 @@ class SftkitGroup(TyperGroup):
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]")
             raise SystemExit(EXIT_INTERRUPTED) from None
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+        except (typer.Exit, typer.Abort, ClickException, SystemExit):
             raise
         except Exception as err:  # noqa: BLE001 - the last line of defence, shown in one line
             if debug_enabled():

@@ -32,8 +32,11 @@ def list_presets(
     from rich.table import Table
 
     table = Table(title="sftkit presets", title_justify="left")
-    for col in ("name", "trainer", "method", "model", "description"):
-        table.add_column(col, overflow="fold")
+    table.add_column("name", no_wrap=True)
+    table.add_column("trainer", no_wrap=True)
+    table.add_column("method", no_wrap=True)
+    table.add_column("model", overflow="fold")
+    table.add_column("description", overflow="fold", ratio=1)
     for r in rows:
         name = r["name"] + (" [dim](user)[/]" if r["source"] == "user" else "")
         table.add_row(name, r["trainer_type"], r["method"], r["model"] or "-", r["description"])
