@@ -237,6 +237,12 @@ class TrainConfig(Section):
     use_cpu: bool = False
     """Train on the CPU even when a GPU is present."""
 
+    fsdp: str | None = None
+    """Fully sharded data parallel options as transformers takes them (e.g. ``full_shard auto_wrap``); multi-GPU runs."""
+
+    deepspeed: str | None = None
+    """Path to a DeepSpeed JSON config; multi-GPU runs."""
+
 
 class LoraConfig(Section):
     enabled: bool = False

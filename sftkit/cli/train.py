@@ -36,13 +36,15 @@ def train(
     node_rank: Annotated[int, typer.Option("--node-rank", min=0, help="This node's rank.")] = 0,
     master_addr: Annotated[str, typer.Option("--master-addr", help="Rank-0 node address.")] = "127.0.0.1",
     master_port: Annotated[int, typer.Option("--master-port", help="Rank-0 node port.")] = 29500,
-    fsdp: Annotated[Optional[str], typer.Option("--fsdp", help="FSDP options as transformers takes them, e.g. 'full_shard auto_wrap'.")] = None,
-    deepspeed: Annotated[Optional[Path], typer.Option("--deepspeed", help="A DeepSpeed JSON config.", dir_okay=False)] = None,
+    fsdp: Annotated[Optional[str], typer.Option("--fsdp", help="FSDP options (train.fsdp), e.g. 'full_shard auto_wrap'.")] = None,
+    deepspeed: Annotated[Optional[Path], typer.Option("--deepspeed", help="A DeepSpeed JSON config (train.deepspeed).", dir_okay=False)] = None,
 ) -> None:
     """Fine-tune a model (SFT or DPO) from a preset or project file."""
     flags = {
         "--trainer-type": ("trainer_type", trainer_type.lower() if trainer_type else None),
         "--output-dir": ("train.output_dir", str(output_dir) if output_dir else None),
+        "--fsdp": ("train.fsdp", fsdp),
+        "--deepspeed": ("train.deepspeed", str(deepspeed) if deepspeed else None),
     }
     resolved = load_config(preset, config, set_, flags)
     if dry_run:
@@ -59,8 +61,6 @@ def train(
         node_rank=node_rank,
         master_addr=master_addr,
         master_port=master_port,
-        fsdp=fsdp,
-        deepspeed=str(deepspeed) if deepspeed else None,
     )
     if as_json and result is not None:
         from sftkit.console import stdout_write

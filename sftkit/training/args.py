@@ -75,6 +75,8 @@ def trainer_args(cfg: RunConfig, has_eval: bool | None = None) -> dict[str, Any]
         "load_best_model_at_end": t.load_best_model_at_end and has_eval,
         "metric_for_best_model": t.metric_for_best_model if t.load_best_model_at_end else None,
         "use_cpu": t.use_cpu,
+        "fsdp": t.fsdp or "",
+        "deepspeed": t.deepspeed,
         "disable_tqdm": True,
         "model_init_kwargs": None,
         **tracking_args(cfg),

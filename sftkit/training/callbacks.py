@@ -1,0 +1,186 @@
+"""Trainer callbacks: progress on stderr, metrics.jsonl and train.log, NaN guard, Ctrl-C/SIGTERM checkpointing.
+
+Only the main process (rank 0) prints and writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+SHOWN = ("loss", "learning_rate", "grad_norm", "epoch")
+
+
+def _fmt_duration(seconds: float) -> str:
+    return str(timedelta(seconds=int(max(seconds, 0))))
+
+
+class _Rate:
+    """Tokens/s between two log events, from transformers' num_input_tokens_seen."""
+
+    def __init__(self) -> None:
+        self.last: tuple[float, int] | None = None
+        self.value: float | None = None
+
+    def update(self, tokens: int | None) -> float | None:
+        if tokens is None:
+            return self.value
+        now = time.perf_counter()
+        if self.last is not None and now > self.last[0] and tokens > self.last[1]:
+            self.value = (tokens - self.last[1]) / (now - self.last[0])
+        self.last = (now, tokens)
+        return self.value
+
+
+class RunLogCallback(TrainerCallback):
+    """Writes every log event to metrics.jsonl and a plain line to train.log (and stderr when not a TTY)."""
+
+    def __init__(self, run_dir: Path, console: Any | None, live: bool) -> None:
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.log_path = run_dir / "train.log"
+        self.console = console
+        self.live = live
+        self.started = time.perf_counter()
+        self.rate = _Rate()
+        self.progress: Any = None
+        self.task: Any = None
+        self.last_eval: str = "-"
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        self.started = time.perf_counter()
+        self._line(f"training started: {state.max_steps} steps")
+        if self.live and self.console is not None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]train[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[stats]}"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+                refresh_per_second=4,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=state.max_steps, completed=state.global_step, stats="")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress.update(self.task, completed=state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        record = {"step": state.global_step, "time": round(time.time(), 3), **logs}
+        tps = self.rate.update(logs.get("num_input_tokens_seen"))
+        if tps is not None and "loss" in logs:
+            record["tokens_per_second"] = round(tps, 1)
+        with self.metrics_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if "eval_loss" in logs:
+            self.last_eval = f"{logs['eval_loss']:.4f}"
+        text = self._describe(state, logs, tps)
+        if text:
+            self._line(text)
+            if self.progress is not None:
+                self.progress.update(self.task, stats=text.split("  ", 1)[1] if "  " in text else text)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress.update(self.task, completed=state.global_step)
+            self.progress.stop()
+            self.progress = None
+        if state.is_world_process_zero:
+            self._line(f"training finished at step {state.global_step} in {_fmt_duration(time.perf_counter() - self.started)}")
+
+    # -- formatting ------------------------------------------------------------------------------
+    def _describe(self, state, logs: dict[str, Any], tps: float | None) -> str:
+        parts = [f"step {state.global_step}/{state.max_steps}"]
+        if "loss" in logs:
+            parts.append(f"loss {logs['loss']:.4f}")
+        if "learning_rate" in logs:
+            parts.append(f"lr {logs['learning_rate']:.2e}")
+        if logs.get("grad_norm") is not None:
+            parts.append(f"grad_norm {logs['grad_norm']:.3f}")
+        if tps is not None and "loss" in logs:
+            parts.append(f"tok/s {tps:,.0f}")
+        if "eval_loss" in logs:
+            parts.append(f"eval_loss {logs['eval_loss']:.4f}")
+        if "epoch" in logs and logs["epoch"] is not None:
+            parts.append(f"epoch {logs['epoch']:.2f}")
+        elapsed = time.perf_counter() - self.started
+        parts.append(f"elapsed {_fmt_duration(elapsed)}")
+        if 0 < state.global_step < state.max_steps:
+            eta = elapsed / state.global_step * (state.max_steps - state.global_step)
+            parts.append(f"eta {_fmt_duration(eta)}")
+        if "eval_loss" not in logs and self.last_eval != "-":
+            parts.append(f"last eval {self.last_eval}")
+        if len(parts) == 2 and "loss" not in logs and "eval_loss" not in logs:
+            return ""  # e.g. the final train_runtime summary; it goes to metrics.jsonl only
+        return parts[0] + "  " + " ".join(parts[1:])
+
+    def _line(self, text: str) -> None:
+        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        line = f"{stamp} {text}"
+        with self.log_path.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+        if self.console is not None and not self.live:
+            self.console.print(line, markup=False, highlight=False)
+
+
+class NanGuardCallback(TrainerCallback):
+    """Stops the run at the first NaN/inf loss; the pipeline turns that into a clear error."""
+
+    def __init__(self) -> None:
+        self.bad_step: int | None = None
+        self.bad_value: float | None = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.bad_step, self.bad_value = state.global_step, loss
+            control.should_training_stop = True
+            control.should_save = False
+
+
+class StopSignalCallback(TrainerCallback):
+    """On Ctrl-C or SIGTERM: finish the current step, save a checkpoint, stop. A second Ctrl-C aborts at once."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. inside a notebook worker)
+                pass
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.received is not None:
+            control.should_save = True
+            control.should_training_stop = True

@@ -1,0 +1,99 @@
+"""Run metadata (``sft_metadata.json`` / ``dpo_metadata.json``) and a model card Hub users recognise."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from sftkit import __version__
+from sftkit.config import RunConfig
+
+
+def method_of(cfg: RunConfig) -> str:
+    if not cfg.lora.enabled:
+        return "full"
+    if cfg.lora.load_in_4bit:
+        return "qlora-4bit"
+    if cfg.lora.load_in_8bit:
+        return "lora-8bit"
+    return "lora"
+
+
+def metadata(cfg: RunConfig, data: Any, metrics: dict[str, Any], started: float, steps: int) -> dict[str, Any]:
+    manifest = getattr(data, "manifest", {}) or {}
+    return {
+        "sftkit_version": __version__,
+        "trainer_type": cfg.trainer_type,
+        "method": method_of(cfg),
+        "model": cfg.model.name,
+        "model_revision": cfg.model.revision,
+        "dataset": cfg.data.dataset or cfg.data.train_file,
+        "data_format": manifest.get("format"),
+        "template": manifest.get("template", cfg.data.template),
+        "completion_only_loss": cfg.data.completion_only_loss,
+        "packing": cfg.data.packing,
+        "max_length": cfg.model.max_seq_length if cfg.trainer_type == "sft" else cfg.dpo.max_length,
+        "max_prompt_length": cfg.dpo.max_prompt_length if cfg.trainer_type == "dpo" else None,
+        "lora": cfg.lora.model_dump() if cfg.lora.enabled else None,
+        "dpo": cfg.dpo.model_dump() if cfg.trainer_type == "dpo" else None,
+        "rows": {"train": manifest.get("rows_kept"), "validation": manifest.get("validation_rows")},
+        "steps": steps,
+        "seed": cfg.train.seed,
+        "training_seconds": round(time.time() - started, 1),
+        "completed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+    }
+
+
+def model_card(cfg: RunConfig, meta: dict[str, Any]) -> str:
+    base = cfg.model.name if cfg.model.name != "builtin:tiny" else None
+    tags = ["sftkit", "trl", cfg.trainer_type] + (["lora", "peft"] if cfg.lora.enabled else [])
+    front = ["---", f"library_name: {'peft' if cfg.lora.enabled else 'transformers'}"]
+    if base:
+        front.append(f"base_model: {base}")
+    dataset = meta.get("dataset")
+    if dataset and "/" in dataset and not dataset.startswith((".", "/")) and not dataset.endswith((".json", ".jsonl", ".csv", ".parquet", ".gz")):
+        front += ["datasets:", f"- {dataset}"]
+    front += ["tags:"] + [f"- {t}" for t in tags] + ["pipeline_tag: text-generation", "---", ""]
+    kind = {"sft": "supervised fine-tuning (SFT)", "dpo": "direct preference optimisation (DPO)"}[cfg.trainer_type]
+    rows = [
+        ("method", meta["method"]),
+        ("base model", cfg.model.name),
+        ("dataset", dataset or "-"),
+        ("template", meta.get("template")),
+        ("max length", meta.get("max_length")),
+        ("steps", meta.get("steps")),
+        ("learning rate", cfg.train.learning_rate),
+        ("batch size x accumulation", f"{cfg.train.batch_size} x {cfg.train.gradient_accumulation_steps}"),
+        ("seed", cfg.train.seed),
+    ]
+    metric_rows = [(k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in meta["metrics"].items() if k.startswith(("eval_", "train_loss"))]
+    body = [
+        f"# {cfg.tracking.experiment_name or 'Fine-tuned model'}",
+        "",
+        f"This model was trained with [sftkit](https://pypi.org/project/sftkit/) {__version__} by {kind}"
+        + (f" of [{base}](https://huggingface.co/{base})." if base else "."),
+        "",
+        "## Training",
+        "",
+        "| setting | value |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in rows],
+        "",
+    ]
+    if metric_rows:
+        body += ["## Results", "", "| metric | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in metric_rows], ""]
+    body += [
+        "## Use",
+        "",
+        "```python",
+        "from transformers import AutoModelForCausalLM, AutoTokenizer" if not cfg.lora.enabled else "from peft import AutoPeftModelForCausalLM",
+        "",
+        "model = AutoModelForCausalLM.from_pretrained(PATH)" if not cfg.lora.enabled else "model = AutoPeftModelForCausalLM.from_pretrained(PATH)",
+        "```",
+        "",
+        "or with sftkit: `sftkit generate PATH \"your prompt\"`.",
+        "",
+    ]
+    return "\n".join(front + body)

@@ -1,0 +1,97 @@
+"""RunConfig -> a loaded model, with hardware checks that name the key to change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sftkit.config import RunConfig
+from sftkit.errors import SftkitError
+from sftkit.modeling import is_local, resolve_model_path
+from sftkit.training.args import model_load_args
+
+
+def check_hardware(cfg: RunConfig) -> str:
+    """Fail early, naming the key, when the precision or quantisation asked for cannot run here. Returns the device."""
+    import torch
+
+    cuda = torch.cuda.is_available() and not cfg.train.use_cpu
+    if cfg.train.fp16 and not cuda:
+        raise SftkitError(
+            "train.fp16 needs a CUDA GPU, and none is in use here",
+            hint="set --set train.fp16=false (or train.bf16=true on a CPU that supports it)",
+            exit_code=2,
+        )
+    if cfg.train.bf16 and cuda and not torch.cuda.is_bf16_supported():
+        raise SftkitError(
+            f"train.bf16 is not supported by {torch.cuda.get_device_name()}",
+            hint="use --set train.bf16=false --set train.fp16=true on this GPU",
+            exit_code=2,
+        )
+    if cfg.model.flash_attention and not cuda:
+        raise SftkitError(
+            "model.flash_attention needs a CUDA GPU, and none is in use here",
+            hint="set --set model.flash_attention=false",
+            exit_code=2,
+        )
+    if cfg.model.flash_attention:
+        import importlib.util
+
+        if importlib.util.find_spec("flash_attn") is None:
+            raise SftkitError(
+                "model.flash_attention is on but the flash-attn package is not installed",
+                hint="pip install flash-attn, or set --set model.flash_attention=false",
+                exit_code=2,
+            )
+    if cfg.lora.load_in_4bit or cfg.lora.load_in_8bit:
+        import importlib.util
+
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise SftkitError(
+                "4/8-bit loading needs the bitsandbytes package",
+                hint="pip install bitsandbytes, or set lora.load_in_4bit=false and lora.load_in_8bit=false",
+                exit_code=2,
+            )
+    return "cuda" if cuda else "cpu"
+
+
+def load_model(cfg: RunConfig, name: str | None = None) -> Any:
+    """Load the model the config names (or ``name``), dequantising GGUF files and quantising for QLoRA."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    from sftkit.hub import local_only, offline_error
+
+    kwargs = model_load_args(cfg)
+    name = name or kwargs.pop("pretrained_model_name_or_path")
+    kwargs.pop("pretrained_model_name_or_path", None)
+    source, gguf = resolve_model_path(name)
+    kwargs["dtype"] = getattr(torch, kwargs["dtype"])
+    quant = kwargs.pop("quantization_config", None)
+    if quant is not None:
+        if "bnb_4bit_compute_dtype" in quant:
+            quant["bnb_4bit_compute_dtype"] = getattr(torch, quant["bnb_4bit_compute_dtype"])
+        kwargs["quantization_config"] = BitsAndBytesConfig(**quant)
+    if gguf:
+        kwargs["gguf_file"] = gguf
+    if not is_local(name):
+        kwargs["local_files_only"] = local_only()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except OSError as e:
+        if is_local(name):
+            raise SftkitError(f"could not load a model from {name}: {str(e).splitlines()[0]}") from None
+        raise offline_error("model", name, e) from None
+    except (RuntimeError, ValueError, ImportError) as e:
+        if quant is not None:
+            raise SftkitError(
+                f"could not load {name} in {'4' if cfg.lora.load_in_4bit else '8'}-bit on this platform: {str(e).splitlines()[0]}",
+                hint="QLoRA needs a bitsandbytes build for this device; set lora.load_in_4bit=false to train LoRA on full weights",
+            ) from None
+        raise
+    if gguf:
+        # a dequantised GGUF model is a plain model now: drop the quantiser so it trains and saves normally
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+    model.config.use_cache = False
+    return model

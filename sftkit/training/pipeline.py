@@ -1,0 +1,242 @@
+"""The training recipe, top to bottom: run folder -> tokenizer -> data -> model -> trainer -> train -> save.
+
+Called by ``sftkit train`` (once per process under torchrun) and by :func:`sftkit.api.train`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sftkit.config import RunConfig
+from sftkit.errors import InterruptedRun, SftkitError
+from sftkit.training.args import peft_args, trainer_args
+from sftkit.training.rundir import CONFIG_NAME, MODEL_DIR, environment, find_checkpoint, run_dir_of, start_run_dir, write_json
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    run_dir: Path
+    model_dir: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """Final training metrics (train_loss, train_runtime, ...) and, with validation data, the final eval_*."""
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def train(
+    cfg: RunConfig,
+    *,
+    resume: str | None = None,
+    overwrite: bool = False,
+    console: Any | None = None,
+    live: bool = False,
+    launched: bool = False,
+) -> TrainResult:
+    """Train as the config says.
+
+    ``console``: where progress goes (None: silent); ``live``: a rich live display; ``launched``: this process is
+    one of several started by the launcher, which already created the run folder and prepared the data.
+    """
+    from sftkit.training.model import check_hardware
+
+    device = check_hardware(cfg)
+    main = is_main_process()
+    if launched:
+        run_dir = run_dir_of(cfg)
+        checkpoint = find_checkpoint(cfg, run_dir, resume) if resume else None
+    else:
+        run_dir, checkpoint = start_run_dir(cfg, resume, overwrite)
+    if main:
+        write_json(run_dir / "environment.json", environment(device, world_size()))
+    with _quiet_libraries():
+        tokenizer = _tokenizer(cfg)
+        data = _data(cfg, tokenizer)
+        model = _model(cfg)
+        trainer, signals, nan_guard = _trainer(cfg, model, tokenizer, data, run_dir, console if main else None, live and main)
+        started = time.time()
+        signals.install()
+        try:
+            output = trainer.train(resume_from_checkpoint=checkpoint)
+        finally:
+            signals.uninstall()
+    if nan_guard.bad_step is not None:
+        raise SftkitError(
+            f"loss became {nan_guard.bad_value} at step {nan_guard.bad_step}; training stopped",
+            hint="lower train.learning_rate, keep train.max_grad_norm > 0, or check the data for broken rows",
+        )
+    if signals.received:
+        step = trainer.state.global_step
+        raise InterruptedRun(
+            f"stopped by {signals.received} at step {step}; checkpoint saved in {run_dir / f'checkpoint-{step}'}",
+            hint=f"resume with: sftkit train --config {run_dir / CONFIG_NAME} --resume",
+        )
+    metrics = dict(output.metrics)
+    if data.validation is not None:
+        with _quiet_libraries():
+            metrics.update(trainer.evaluate())
+    model_dir = run_dir / MODEL_DIR
+    if main:
+        _save(cfg, trainer, tokenizer, data, run_dir, metrics, started)
+    return TrainResult(run_dir, model_dir, metrics)
+
+
+# -- steps ----------------------------------------------------------------------------------------
+
+
+def _tokenizer(cfg: RunConfig) -> Any:
+    from sftkit.modeling import tokenizer_for
+
+    return tokenizer_for(cfg)
+
+
+def _data(cfg: RunConfig, tokenizer: Any) -> Any:
+    from sftkit.data.prepare import prepare_data
+
+    if not (cfg.data.dataset or cfg.data.train_file):
+        raise SftkitError("no training data is set", hint="pass --set data.dataset=<file, folder or Hub id>", exit_code=2)
+    return prepare_data(cfg, tokenizer=tokenizer)
+
+
+def _model(cfg: RunConfig) -> Any:
+    from transformers import set_seed
+
+    from sftkit.training.model import load_model
+
+    set_seed(cfg.train.seed)
+    return load_model(cfg)
+
+
+def _trainer(cfg, model, tokenizer, data, run_dir: Path, console, live):
+    from transformers import PrinterCallback, ProgressCallback
+
+    from sftkit.training.callbacks import NanGuardCallback, RunLogCallback, StopSignalCallback
+
+    has_eval = data.validation is not None
+    args = {
+        **trainer_args(cfg, has_eval=has_eval),
+        "include_num_input_tokens_seen": "non_padding",
+        "logging_nan_inf_filter": False,
+        "ddp_backend": None if _cuda(cfg) else "gloo",
+    }
+    peft_config = None
+    if cfg.lora.enabled:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(**peft_args(cfg))
+    nan_guard, signals = NanGuardCallback(), StopSignalCallback()
+    callbacks = [RunLogCallback(run_dir, console, live), nan_guard, signals]
+    if cfg.trainer_type == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        columns = ["input_ids", "labels"]
+        trainer = SFTTrainer(
+            model=model,
+            args=SFTConfig(**args),
+            train_dataset=data.train.select_columns(columns),
+            eval_dataset=data.validation.select_columns(columns) if has_eval else None,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=callbacks,
+        )
+    else:
+        from trl import DPOConfig
+
+        columns = ["prompt_ids", "chosen_ids", "rejected_ids"]
+        ref_model = None
+        if cfg.dpo.ref_model:
+            from sftkit.training.model import load_model
+
+            ref_model = load_model(cfg, name=cfg.dpo.ref_model)
+        trainer = _dpo_trainer_class()(
+            model=model,
+            ref_model=ref_model,
+            args=DPOConfig(**args),
+            train_dataset=data.train.select_columns(columns),
+            eval_dataset=data.validation.select_columns(columns) if has_eval else None,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=callbacks,
+        )
+    for noisy in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(noisy)  # they print to stdout; our RunLogCallback replaces them
+    return trainer, signals, nan_guard
+
+
+def _dpo_trainer_class():
+    from trl import DPOTrainer
+
+    class PretokenizedDPOTrainer(DPOTrainer):
+        """DPOTrainer that takes sftkit's prepared ids as they are (prompt truncation and templates done in prepare)."""
+
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            if {"prompt_ids", "chosen_ids", "rejected_ids"} <= set(dataset.column_names):
+                return dataset
+            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+    return PretokenizedDPOTrainer
+
+
+def _cuda(cfg: RunConfig) -> bool:
+    import torch
+
+    return torch.cuda.is_available() and not cfg.train.use_cpu
+
+
+def _save(cfg: RunConfig, trainer, tokenizer, data, run_dir: Path, metrics: dict[str, Any], started: float) -> None:
+    import shutil
+
+    from sftkit.training.card import metadata, model_card
+
+    final = run_dir / MODEL_DIR
+    tmp = run_dir / f".{MODEL_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    meta = metadata(cfg, data, metrics, started, trainer.state.global_step)
+    name = f"{cfg.trainer_type}_metadata.json"
+    write_json(tmp / name, meta)
+    (tmp / "README.md").write_text(model_card(cfg, meta), encoding="utf-8")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    write_json(run_dir / name, meta)
+    write_json(run_dir / "final_metrics.json", metrics)
+
+
+class _quiet_libraries:
+    """Keep transformers/datasets progress bars and info chatter out of the user's way."""
+
+    def __enter__(self):
+        import datasets
+        import transformers
+
+        self._tf = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()
+        self._ds = datasets.utils.logging.is_progress_bar_enabled()
+        datasets.disable_progress_bars()
+        return self
+
+    def __exit__(self, *exc):
+        import datasets
+        import transformers
+
+        transformers.logging.set_verbosity(self._tf)
+        if self._ds:
+            datasets.enable_progress_bars()
+        return False
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,30 @@
+"""One process of a multi-process run (started by torchrun from `sftkit train --nproc N`)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str]) -> int:
+    from sftkit.console import console, print_error
+    from sftkit.errors import SftkitError
+    from sftkit.resolve import resolve_config
+    from sftkit.training.launch import _summarise
+    from sftkit.training.pipeline import is_main_process, train
+
+    config_path, mode, resume = argv[0], argv[1], (argv[2] if len(argv) > 2 else "") or None
+    cfg = resolve_config(config_file=config_path).config
+    try:
+        # the run folder was created by the launcher; every rank trains, rank 0 alone writes
+        result = train(cfg, resume=resume if mode == "--resume" else None, overwrite=False, console=console, live=False, launched=True)
+    except SftkitError as err:
+        if is_main_process():
+            print_error(err)
+        return err.exit_code
+    if is_main_process():
+        _summarise(cfg, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
