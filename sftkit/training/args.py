@@ -64,7 +64,7 @@ def trainer_args(cfg: RunConfig, has_eval: bool | None = None) -> dict[str, Any]
         "max_grad_norm": t.max_grad_norm,
         "train_sampling_strategy": "group_by_length" if t.group_by_length and not cfg.data.packing else "random",
         "dataloader_num_workers": t.dataloader_num_workers,
-        "gradient_checkpointing": cfg.model.gradient_checkpointing,
+        "activation_checkpointing": cfg.model.gradient_checkpointing,
         "logging_steps": t.logging_steps,
         "logging_first_step": True,
         "save_strategy": "steps",

@@ -128,7 +128,7 @@ class RunLogCallback(TrainerCallback):
             parts.append(f"eta {_fmt_duration(eta)}")
         if "eval_loss" not in logs and self.last_eval != "-":
             parts.append(f"last eval {self.last_eval}")
-        if len(parts) == 2 and "loss" not in logs and "eval_loss" not in logs:
+        if "loss" not in logs and "eval_loss" not in logs:
             return ""  # e.g. the final train_runtime summary; it goes to metrics.jsonl only
         return parts[0] + "  " + " ".join(parts[1:])
 
@@ -138,7 +138,7 @@ class RunLogCallback(TrainerCallback):
         with self.log_path.open("a", encoding="utf-8") as f:
             f.write(line + "\n")
         if self.console is not None and not self.live:
-            self.console.print(line, markup=False, highlight=False)
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 class NanGuardCallback(TrainerCallback):

@@ -84,13 +84,21 @@ def train(
             hint=f"resume with: sftkit train --config {run_dir / CONFIG_NAME} --resume",
         )
     metrics = dict(output.metrics)
-    if data.validation is not None:
-        with _quiet_libraries():
-            metrics.update(trainer.evaluate())
-    model_dir = run_dir / MODEL_DIR
-    if main:
-        _save(cfg, trainer, tokenizer, data, run_dir, metrics, started)
-    return TrainResult(run_dir, model_dir, metrics)
+    with _quiet_libraries():
+        if data.validation is not None:
+            metrics.update(_final_eval(trainer))
+        if main:
+            _save(cfg, trainer, tokenizer, data, run_dir, metrics, started)
+    return TrainResult(run_dir, run_dir / MODEL_DIR, metrics)
+
+
+def _final_eval(trainer) -> dict[str, Any]:
+    """The evaluation of the final weights: the one the trainer just ran at the last step, else a new one."""
+    state = trainer.state
+    last = [h for h in state.log_history if "eval_loss" in h and h.get("step") == state.global_step]
+    if last and not trainer.args.load_best_model_at_end:
+        return {k: v for k, v in last[-1].items() if k.startswith("eval_")}
+    return trainer.evaluate()
 
 
 # -- steps ----------------------------------------------------------------------------------------
@@ -129,7 +137,7 @@ def _trainer(cfg, model, tokenizer, data, run_dir: Path, console, live):
         **trainer_args(cfg, has_eval=has_eval),
         "include_num_input_tokens_seen": "non_padding",
         "logging_nan_inf_filter": False,
-        "ddp_backend": None if _cuda(cfg) else "gloo",
+        "ddp_backend": "gloo" if world_size() > 1 and not _cuda(cfg) else None,
     }
     peft_config = None
     if cfg.lora.enabled:
@@ -208,10 +216,12 @@ def _save(cfg: RunConfig, trainer, tokenizer, data, run_dir: Path, metrics: dict
     meta = metadata(cfg, data, metrics, started, trainer.state.global_step)
     name = f"{cfg.trainer_type}_metadata.json"
     write_json(tmp / name, meta)
-    (tmp / "README.md").write_text(model_card(cfg, meta), encoding="utf-8")
+    card = model_card(cfg, meta)
+    (tmp / "README.md").write_text(card, encoding="utf-8")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     write_json(run_dir / name, meta)
+    (run_dir / "README.md").write_text(card, encoding="utf-8")  # replaces TRL's generic card
     write_json(run_dir / "final_metrics.json", metrics)
 
 
@@ -223,7 +233,9 @@ class _quiet_libraries:
         import transformers
 
         self._tf = transformers.logging.get_verbosity()
+        self._tf_bars = transformers.utils.logging.is_progress_bar_enabled()
         transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
         self._ds = datasets.utils.logging.is_progress_bar_enabled()
         datasets.disable_progress_bars()
         return self
@@ -233,6 +245,8 @@ class _quiet_libraries:
         import transformers
 
         transformers.logging.set_verbosity(self._tf)
+        if self._tf_bars:
+            transformers.utils.logging.enable_progress_bar()
         if self._ds:
             datasets.enable_progress_bars()
         return False
