@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from sftkit.cli._app import app
+from sftkit.cli.init import init
+from sftkit.cli.prepare import prepare
 from sftkit.cli.presets import presets_app
 from sftkit.cli.train import train
 
+app.command("init")(init)
+app.command("prepare")(prepare)
 app.command("train")(train)
 app.add_typer(presets_app, name="presets")
 
