@@ -488,14 +488,30 @@ def load_formatting_func(spec: str) -> Callable[[dict[str, Any]], Any]:
 
 
 def formatting_func_source(spec: str) -> str:
-    """Text identifying the formatter's code (its file's content), for the cache fingerprint."""
+    """Text identifying the formatter's code, for the cache fingerprint: its module file and its own source.
+
+    A function defined in a notebook has no module file; its source (or, failing that, its byte code)
+    still changes the fingerprint when it is edited, so a stale prepared dataset is never reused.
+    """
+    import inspect
+
     target = spec.rpartition(":")[0]
     path = Path(target).expanduser() if target.endswith(".py") else None
     if path is None:
-        spec_ = importlib.util.find_spec(target)
+        try:
+            spec_ = importlib.util.find_spec(target)
+        except (ImportError, ValueError):
+            spec_ = None
         origin = getattr(spec_, "origin", None) if spec_ else None
         path = Path(origin) if origin else None
-    return path.read_text(encoding="utf-8") if path and path.is_file() else spec
+    parts = [path.read_text(encoding="utf-8") if path and path.is_file() else spec]
+    fn = load_formatting_func(spec)
+    try:
+        parts.append(inspect.getsource(fn))
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        parts.append(repr((code.co_code, code.co_consts, code.co_names)) if code else repr(fn))
+    return "\n".join(parts)
 
 
 def normalize_custom(row: Any, fn: Callable[[dict[str, Any]], Any], trainer_type: str) -> list[dict[str, Any]]:

@@ -27,11 +27,10 @@ def run_training(
     cfg = resolved.config
     if nproc * nnodes > 1 and "LOCAL_RANK" not in os.environ:
         return _launch_torchrun(resolved, resume, overwrite, nproc, nnodes, node_rank, master_addr, master_port)
-    from sftkit.training.pipeline import train
+    from sftkit.api import train
 
-    live = console.is_terminal and not os.environ.get("LOCAL_RANK")
     _announce(cfg)
-    result = train(cfg, resume=resume, overwrite=overwrite, console=console, live=live)
+    result = train(cfg, resume=resume, overwrite=overwrite, progress="live" if console.is_terminal else True)
     if int(os.environ.get("RANK", "0")) == 0:
         _summarise(cfg, result)
     return {"run_dir": str(result.run_dir), "model_dir": str(result.model_dir), "metrics": result.metrics}
