@@ -1,0 +1,61 @@
+"""`sftkit export`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+
+from sftkit.cli.generate import RunOrModelArg
+from sftkit.cli.options import JsonOpt
+
+
+def export(
+    model: RunOrModelArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to create (it must not exist, or be empty).", file_okay=False, show_default=False)],
+    dtype: Annotated[
+        Literal["auto", "float32", "bfloat16", "float16"],
+        typer.Option("--dtype", help="Weights dtype; auto: the base model's own (float32 when unknown)."),
+    ] = "auto",
+    max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest safetensors file, e.g. 2GB or 500MB.")] = "5GB",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing non-empty output folder.")] = False,
+    no_check: Annotated[bool, typer.Option("--no-check", help="Skip loading the export back and comparing its logits.")] = False,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", min=0.0, help="Largest logit difference a float32 export may have from the un-merged model.")
+    ] = 1e-3,
+    push_to_hub: Annotated[
+        Optional[str], typer.Option("--push-to-hub", help="Then upload it to this Hub repository in one commit (token from HF_TOKEN or `hf auth login`).", metavar="REPO")
+    ] = None,
+    public: Annotated[bool, typer.Option("--public", help="Create the Hub repository public (default: private).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a run as a standalone model folder: LoRA merged, safetensors, tokenizer, model card; checked."""
+    from sftkit.console import console, escape, stdout_write
+    from sftkit.export import export as export_model
+
+    result = export_model(
+        model,
+        output,
+        dtype=dtype,
+        max_shard_size=max_shard_size,
+        overwrite=overwrite,
+        check=not no_check,
+        tolerance=tolerance,
+        push_to_hub=push_to_hub,
+        public=public,
+        console=console,
+    )
+    what = "LoRA adapter merged into its base model" if result.merged else "full model"
+    console.print(f"exported {escape(model)} to {escape(str(result.path))} ({what}, {result.dtype}, {len(result.files)} files)")
+    if result.max_abs_diff is not None:
+        limit = f" (tolerance {result.tolerance:g})" if result.tolerance is not None else " (not held to a tolerance in this dtype)"
+        console.print(f"checked: largest logit difference from the un-merged model {result.max_abs_diff:.3g}{limit}")
+    if result.hub_url:
+        visibility = "public" if public else "private"
+        console.print(f"uploaded to {result.hub_url} ({visibility})")
+    if as_json:
+        stdout_write(json.dumps(result.as_dict(), indent=2) + "\n")
+    else:
+        stdout_write(f"{result.path}\n")

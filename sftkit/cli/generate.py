@@ -1,0 +1,204 @@
+"""`sftkit generate`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import deque
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Literal, Optional
+
+import typer
+
+# Options shared with `sftkit eval` and `sftkit export`, written once.
+RunOrModelArg = Annotated[
+    str,
+    typer.Argument(help="A run folder (runs/x), a model folder (runs/x/model, a checkpoint, an export) or a Hub id.", metavar="RUN_OR_MODEL", show_default=False),
+]
+TemplateOpt = Annotated[
+    Optional[str],
+    typer.Option("--template", help="Prompt template instead of the one the run trained with: auto, chat, chatml, alpaca, arabic or a custom string."),
+]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Prompts generated together (left-padded).")]
+
+TEXT_HELP = "text: one response per line, with newlines written as \\n, carriage returns as \\r and backslashes as \\\\"
+
+
+def generate(
+    model: RunOrModelArg,
+    prompts: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Prompts. None given: one per line from stdin (or rows with --input-format jsonl).", metavar="PROMPT", show_default=False),
+    ] = None,
+    input_file: Annotated[
+        Optional[Path],
+        typer.Option("--input", "-i", help="Read prompts from this file instead of stdin (.txt: one per line; .jsonl, .json, .csv, .parquet: rows).", dir_okay=False),
+    ] = None,
+    input_format: Annotated[
+        Literal["text", "jsonl"],
+        typer.Option("--input-format", help="text: each line is a prompt; jsonl: each line is a row in any format `prepare` knows (the prompt is the row without its answer)."),
+    ] = "text",
+    output_format: Annotated[
+        Literal["text", "jsonl"],
+        typer.Option("--output-format", help=f"{TEXT_HELP}; jsonl: each input row (or {{\"prompt\": ...}}) with the response added."),
+    ] = "text",
+    response_key: Annotated[str, typer.Option("--response-key", help="The field jsonl output puts the response in.")] = "response",
+    template: TemplateOpt = None,
+    batch_size: BatchSizeOpt = 8,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Most tokens generated per response.")] = 256,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 decodes greedily (the default); above 0 samples.")] = 0.0,
+    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling: keep the smallest token set with this probability.")] = 1.0,
+    top_k: Annotated[int, typer.Option("--top-k", min=0, help="Sample among the k most likely tokens (0: no limit).")] = 0,
+    repetition_penalty: Annotated[float, typer.Option("--repetition-penalty", min=0.0, help="Above 1.0 discourages repeating tokens.")] = 1.0,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for sampling, to make it repeatable.")] = None,
+    chat: Annotated[bool, typer.Option("--chat", help="An interactive multi-turn conversation (/reset clears it, /exit quits).")] = False,
+    stats: Annotated[bool, typer.Option("--stats", help="Print responses, tokens and tokens/s on stderr at the end.")] = False,
+) -> None:
+    """Generate responses with a trained run or model; only responses go to stdout, in input order.
+
+    Prompts come from the arguments, else from --input or stdin (one per line). The template the run trained with is applied (from its metadata). On a terminal a single prompt is streamed as it is generated.
+    """
+    from sftkit.console import console, stdout_write
+    from sftkit.errors import EXIT_USAGE, SftkitError
+    from sftkit.generation import GenerationStats, SamplingOptions, load
+
+    options = SamplingOptions(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+    options.check()
+    if chat and (prompts or input_file):
+        raise SftkitError("--chat takes its prompts interactively, not from arguments or --input", exit_code=EXIT_USAGE)
+    if not chat and not prompts and input_file is None and sys.stdin.isatty():
+        raise SftkitError("no prompts given", hint="pass prompts as arguments, pipe them on stdin (one per line), use --input FILE, or --chat", exit_code=EXIT_USAGE)
+    if input_file is not None and not input_file.is_file():
+        from sftkit.errors import DataError
+
+        raise DataError(f"input file not found: {input_file}", hint="check the path given to --input")
+    with console.status(f"loading {model}…"):
+        loaded = load(model, template=template)
+    if chat:
+        _chat(loaded, options, console, stdout_write, model)
+        return
+    records = _records(prompts, input_file, input_format)
+    if prompts and len(prompts) == 1 and output_format == "text" and input_format == "text" and sys.stdout.isatty():
+        for piece in loaded.stream(prompts[0], options):
+            stdout_write(piece)
+        stdout_write("\n")
+        return
+    pending: deque[tuple[Any, str]] = deque()
+
+    def prompts_in_order() -> Iterator[Any]:
+        for record, prompt, where in records:
+            if output_format == "jsonl" and isinstance(record, dict) and response_key in record:
+                raise SftkitError(
+                    f"{where}: the row already has a {response_key!r} field, which the response would replace",
+                    hint="name the output field with --response-key, e.g. --response-key generated",
+                    exit_code=EXIT_USAGE,
+                )
+            pending.append((record, where))
+            yield prompt
+
+    counted = GenerationStats()
+    for response in loaded.generate_iter(prompts_in_order(), batch_size=batch_size, options=options, stats=counted):
+        record, _ = pending.popleft()
+        if output_format == "jsonl":
+            row = record if isinstance(record, dict) else {"prompt": record}
+            stdout_write(json.dumps({**row, response_key: response}, ensure_ascii=False) + "\n")
+        else:
+            stdout_write(escape_line(response) + "\n")
+    if stats:
+        s = counted
+        console.print(
+            f"[dim]{s.prompts} responses, {s.new_tokens} new tokens in {s.seconds:.2f} s of generation: {s.tokens_per_second:.1f} tokens/s (batch size {batch_size})[/]"
+        )
+
+
+def escape_line(text: str) -> str:
+    """One response as one line: backslash, newline and carriage return escaped as \\\\, \\n and \\r."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _records(prompts: list[str] | None, input_file: Path | None, input_format: str) -> Iterator[tuple[Any, Any, str]]:
+    """(what the output keeps, the prompt, where it came from) for each input, read lazily and in order."""
+    from sftkit.generation import row_prompt
+
+    if prompts:
+        lines: Iterator[tuple[str, str]] = ((p, f"argument {i}") for i, p in enumerate(prompts, 1))
+    elif input_file is not None and _is_rows_file(input_file):
+        yield from _file_rows(input_file)
+        return
+    elif input_file is not None:
+        lines = _lines(_open_text(input_file), str(input_file))
+    else:
+        lines = _lines(sys.stdin, "stdin")
+    for text, where in lines:
+        if input_format == "text":
+            yield text, text, where
+            continue
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as e:
+            from sftkit.errors import DataError
+
+            raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})", hint="--input-format jsonl takes one JSON object per line") from None
+        yield row, row_prompt(row, where), where
+
+
+def _lines(stream: Any, name: str) -> Iterator[tuple[str, str]]:
+    for n, line in enumerate(stream, 1):
+        yield line.rstrip("\r\n"), f"{name}:{n}"
+
+
+def _open_text(path: Path) -> Any:
+    from sftkit.errors import DataError
+
+    try:
+        return open(path, encoding="utf-8")  # noqa: SIM115 - read lazily, closed at exit
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror}") from None
+
+
+def _is_rows_file(path: Path) -> bool:
+    from sftkit.data.sources import DATA_SUFFIXES
+
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    return bool(suffixes) and suffixes[-1] in DATA_SUFFIXES
+
+
+def _file_rows(path: Path) -> Iterator[tuple[Any, Any, str]]:
+    from sftkit.data.sources import read_rows
+    from sftkit.errors import DataError
+    from sftkit.generation import row_prompt
+
+    for row in read_rows(path):
+        if row.error is not None:
+            raise DataError(f"{row.where}: {row.error}")
+        yield row.data, row_prompt(row.data, row.where), row.where
+
+
+def _chat(loaded: Any, options: Any, console: Any, write: Any, name: str) -> None:
+    from sftkit.generation import ChatSession
+
+    session = ChatSession(loaded, options)
+    console.print(f"[dim]chatting with {name}: /reset starts over, /exit (or Ctrl-D) quits[/]")
+    while True:
+        try:
+            text = console.input("[bold cyan]you>[/] ")
+        except (EOFError, KeyboardInterrupt):
+            console.print()
+            return
+        command = text.strip()
+        if command in ("/exit", "/quit"):
+            return
+        if command == "/reset":
+            session.reset()
+            console.print("[dim]conversation cleared[/]")
+            continue
+        if command.startswith("/") and " " not in command:
+            console.print("[dim]commands: /reset starts over, /exit quits[/]")
+            continue
+        if not command:
+            continue
+        for piece in session.send(text):
+            write(piece)
+        write("\n")

@@ -1,0 +1,373 @@
+"""Evaluating a run or a model: loss and perplexity on the trained tokens, and generation metrics.
+
+:func:`evaluate` measures, on a run's validation split (its prepared folder, prepared again from its
+``sftkit.yaml`` when missing or stale) or on a data file prepared with the run's template and masking:
+
+- ``eval_loss``: the mean cross-entropy per trained token (the tokens training computed its loss on:
+  with ``data.completion_only_loss`` the answers only), over all rows; ``eval_perplexity`` is its exp;
+  ``eval_runtime`` (seconds of that pass) and ``eval_samples_per_second``. For a DPO run the trained
+  tokens are the chosen answers', and ``eval_preference_accuracy`` is how often the model gives the chosen
+  answer a higher log-probability than the rejected one;
+- when rows carry a reference answer (the last assistant message after a prompt): greedy generation for
+  each prompt and ``exact_match`` (stripped texts equal), ``contains`` (the stripped reference occurs in
+  the response), ``chrf`` and ``bleu`` (sacrebleu corpus scores, 0-100; BLEU with effective order, so
+  that one-word answers do not zero it), ``generated`` (rows generated for) and ``generation_runtime``.
+
+``compare`` evaluates a base model on exactly the same rows, prompts and tokenizer. Results are written
+as JSON (atomically) to ``<run>/eval/<name>.json`` with every prediction. Nothing is printed unless a
+console is given (for progress).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sftkit.errors import EXIT_USAGE, SftkitError
+from sftkit.generation import LoadedModel, RunInfo, SamplingOptions, load, locate, release_memory
+
+IGNORE_INDEX = -100
+#: ``compare`` value meaning "the model the run started from"
+BASE = "base"
+
+
+@dataclass
+class EvalRows:
+    """What is evaluated: tokenised rows (as training tokenised them) and their conversations."""
+
+    name: str
+    """Name of the results file (``validation``, the data file's stem, ...)."""
+    description: str
+    trainer_type: str
+    rows: list[dict[str, Any]]
+    """SFT: input_ids, labels, messages; DPO: prompt_ids, chosen_ids, rejected_ids, messages."""
+
+    def references(self) -> list[tuple[list[dict[str, Any]], str]]:
+        """(prompt messages, reference answer) of each row that has both."""
+        out = []
+        for row in self.rows:
+            messages = json.loads(row["messages"]) if isinstance(row["messages"], str) else row["messages"]
+            if len(messages) >= 2 and messages[-1]["role"] == "assistant" and any(m["role"] == "user" for m in messages[:-1]):
+                out.append((messages[:-1], messages[-1]["content"]))
+        return out
+
+
+@dataclass
+class EvalResult:
+    """The figures for one model; ``base`` holds the compared base model's, when asked for."""
+
+    model: str
+    data: str
+    name: str
+    rows: int
+    metrics: dict[str, float]
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    base: "EvalResult | None" = None
+    path: Path | None = None
+    """Where the results JSON was written (None: not written)."""
+
+    def as_dict(self, predictions: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.model, "data": self.data, "name": self.name, "rows": self.rows, "metrics": self.metrics}
+        if self.base is not None:
+            out["base"] = self.base.as_dict(predictions)
+        if self.path is not None:
+            out["written"] = str(self.path)
+        if predictions:
+            out["predictions"] = self.predictions
+        return out
+
+
+def evaluate(
+    target: str,
+    *,
+    data: str | None = None,
+    split: str | None = None,
+    compare: str | None = None,
+    template: str | None = None,
+    batch_size: int | None = None,
+    max_new_tokens: int | None = None,
+    generate: bool = True,
+    output: Path | None = None,
+    write: bool = True,
+    console: Any = None,
+) -> EvalResult:
+    """Evaluate a run (or a model folder / Hub id, with ``data``); see the module docstring.
+
+    ``compare``: a base model (Hub id, folder, ``builtin:tiny``) or ``"base"`` for the model the run started
+    from. ``batch_size``: rows per forward pass and per generation batch (default: the run's eval batch
+    size). ``max_new_tokens``: the generation budget (default: the longest reference + 16 tokens).
+    ``generate=False`` skips the generation metrics. Results go to ``output`` or ``<run>/eval/<name>.json``
+    unless ``write`` is False.
+    """
+    info = locate(target)
+    if data is None and info.run_dir is None:
+        raise SftkitError(f"{target} is not a run folder, so it has no validation split", hint="pass --data FILE with rows to evaluate on")
+    cfg = _config(info, target, template)
+    if batch_size is not None and batch_size < 1:
+        raise SftkitError(f"--batch-size must be at least 1, got {batch_size}", exit_code=EXIT_USAGE)
+    batch_size = batch_size or cfg.train.eval_batch_size or cfg.train.batch_size or 8
+    base_name = _base_name(compare, info) if compare else None
+    with _status(console, "loading the model…"):
+        model = load(target, template=cfg.data.template, info=info)
+    with _status(console, "preparing the evaluation data…"):
+        rows = eval_rows(cfg, info, model.tokenizer, data=data, split=split)
+    result = _measure(model, rows, target, batch_size, max_new_tokens, generate, console)
+    if base_name:
+        tokenizer, resolved = model.tokenizer, model.resolved_template
+        del model
+        release_memory()
+        with _status(console, f"loading the base model {base_name}…"):
+            base = load(base_name, template=cfg.data.template, tokenizer=tokenizer)
+        base.system_prompt, base._resolved = cfg.data.system_prompt, resolved
+        _check_vocab(base, rows, base_name)
+        result.base = _measure(base, rows, base_name, batch_size, max_new_tokens, generate, console)
+        del base
+        release_memory()
+    if write and (output is not None or info.run_dir is not None):
+        result.path = Path(output) if output else Path(info.run_dir) / "eval" / f"{rows.name}.json"  # type: ignore[arg-type]
+        from sftkit.yamlio import atomic_write_text
+
+        atomic_write_text(result.path, json.dumps(result.as_dict(), indent=2, ensure_ascii=False) + "\n")
+    return result
+
+
+# --------------------------------------------------------------------------- config and rows
+
+
+def _config(info: RunInfo, target: str, template: str | None) -> Any:
+    """The run's resolved config (paths made to point into the run folder), or one for a bare model."""
+    from sftkit.resolve import resolve_config
+
+    sets = [f"data.template={template}"] if template else []
+    if info.run_dir is not None and (Path(info.run_dir) / "sftkit.yaml").exists():
+        run_dir = Path(info.run_dir)
+        cfg = resolve_config(config_file=run_dir / "sftkit.yaml", sets=sets, check=False).config
+        d = cfg.data
+        return cfg.model_copy(
+            update={
+                "train": cfg.train.model_copy(update={"output_dir": str(run_dir)}),
+                "data": d.model_copy(update={"prepared_dir": d.prepared_dir or str(run_dir / "prepared")}),
+            }
+        )
+    model_name = str(info.model_dir) if info.is_local else target
+    meta = info.metadata
+    if meta.get("model") and info.is_adapter:
+        model_name = meta["model"]
+    sets = [f"model.name={model_name}", f"trainer_type={meta.get('trainer_type') or 'sft'}"] + [
+        f"data.template={template or meta.get('template') or 'auto'}"
+    ]
+    if meta.get("system_prompt"):
+        sets.append(f"data.system_prompt={meta['system_prompt']}")
+    return resolve_config(sets=sets, check=False).config
+
+
+def eval_rows(cfg: Any, info: RunInfo, tokenizer: Any, *, data: str | None = None, split: str | None = None) -> EvalRows:
+    """The rows to evaluate: the run's validation split, or ``data`` prepared exactly as training prepared its data."""
+    from sftkit.data.prepare import prepare_data
+
+    if data is None:
+        if not cfg.has_validation:
+            raise SftkitError(
+                f"the run in {info.run_dir} has no validation data",
+                hint="pass --data FILE with rows to evaluate on (or train with data.validation_fraction / validation_split)",
+            )
+        prepared = prepare_data(cfg, tokenizer=_training_tokenizer(cfg, tokenizer))
+        assert prepared.validation is not None
+        return EvalRows("validation", f"validation split of {info.run_dir}", cfg.trainer_type, prepared.validation.to_list())
+    d = cfg.data
+    data_cfg = d.model_copy(
+        update={
+            "dataset": data,
+            "train_file": None,
+            "split": split or "train",
+            "validation_file": None,
+            "validation_split": None,
+            "validation_fraction": 0.0,
+            "max_rows": None,
+            "drop_duplicates": False,
+        }
+    )
+    with tempfile.TemporaryDirectory(prefix="sftkit-eval-") as tmp:
+        prepared = prepare_data(cfg.model_copy(update={"data": data_cfg}), tokenizer=tokenizer, output=Path(tmp) / "prepared", force=True)
+        rows = prepared.train.to_list()
+    return EvalRows(_name_of(data, split), data + (f" [{split}]" if split else ""), cfg.trainer_type, rows)
+
+
+def _training_tokenizer(cfg: Any, fallback: Any) -> Any:
+    """The tokenizer training prepared the data with (so the prepared folder is reused), else the run's copy."""
+    try:
+        from sftkit.modeling import tokenizer_for
+
+        return tokenizer_for(cfg)
+    except (SftkitError, OSError):
+        return fallback
+
+
+def _name_of(data: str, split: str | None) -> str:
+    path = Path(data)
+    name = path.name
+    for suffix in (".gz", ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet"):
+        name = name.removesuffix(suffix)
+    if not path.exists() and name == path.name:  # no data-file suffix and not on disk: a Hub id
+        name = data
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "data"
+    return f"{name}.{split}" if split else name
+
+
+def _base_name(compare: str, info: RunInfo) -> str:
+    if compare != BASE:
+        return compare
+    base = info.base_model
+    if not base:
+        raise SftkitError(f"{info.model_dir} does not record the model it started from", hint="name it: --compare ORG/NAME")
+    return base
+
+
+def _check_vocab(model: LoadedModel, rows: EvalRows, name: str) -> None:
+    size = model.model.get_input_embeddings().num_embeddings
+    keys = ("input_ids",) if rows.trainer_type == "sft" else ("prompt_ids", "chosen_ids", "rejected_ids")
+    top = max((max(r[k]) for r in rows.rows for k in keys if r[k]), default=0)
+    if top >= size:
+        raise SftkitError(
+            f"{name} has {size} token embeddings, but the run's tokenizer uses id {top}",
+            hint="compare with the model the run was fine-tuned from",
+        )
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def _measure(model: LoadedModel, rows: EvalRows, label: str, batch_size: int, max_new_tokens: int | None, generate: bool, console: Any) -> EvalResult:
+    with _status(console, f"computing the loss of {label} on {len(rows.rows)} rows…"):
+        metrics = loss_metrics(model, rows, batch_size)
+    predictions: list[dict[str, Any]] = []
+    refs = rows.references() if generate else []
+    if refs:
+        with _status(console, f"generating {len(refs)} answers with {label}…"):
+            gen_metrics, predictions = generation_metrics(model, refs, batch_size, max_new_tokens)
+        metrics.update(gen_metrics)
+    return EvalResult(label, rows.description, rows.name, len(rows.rows), metrics, predictions)
+
+
+def loss_metrics(model: LoadedModel, rows: EvalRows, batch_size: int) -> dict[str, float]:
+    """eval_loss (mean cross-entropy per trained token), eval_perplexity, eval_runtime, eval_samples_per_second."""
+    if not rows.rows:
+        raise SftkitError("there are no rows to evaluate", hint="check the data file or the run's validation split")
+    started = time.perf_counter()
+    extra: dict[str, float] = {}
+    if rows.trainer_type == "dpo":
+        chosen = [_pair_row(r, "chosen_ids") for r in rows.rows]
+        rejected = [_pair_row(r, "rejected_ids") for r in rows.rows]
+        logp_c, n_c = _sequence_logprobs(model, chosen, batch_size)
+        logp_r, _ = _sequence_logprobs(model, rejected, batch_size)
+        total, count = sum(logp_c), sum(n_c)
+        extra["eval_preference_accuracy"] = sum(c > r for c, r in zip(logp_c, logp_r, strict=True)) / len(rows.rows)
+    else:
+        logps, counts = _sequence_logprobs(model, rows.rows, batch_size)
+        total, count = sum(logps), sum(counts)
+    runtime = time.perf_counter() - started
+    if count == 0:
+        raise SftkitError("the rows have no trained tokens to compute a loss on", hint="check data.completion_only_loss and the template")
+    loss = -total / count
+    return {
+        "eval_loss": loss,
+        "eval_perplexity": math.exp(loss) if loss < 700 else math.inf,
+        "eval_runtime": round(runtime, 4),
+        "eval_samples_per_second": round(len(rows.rows) / runtime, 3) if runtime else 0.0,
+        "eval_tokens": count,
+        **extra,
+    }
+
+
+def _pair_row(row: dict[str, Any], side: str) -> dict[str, Any]:
+    prompt = row["prompt_ids"]
+    return {"input_ids": prompt + row[side], "labels": [IGNORE_INDEX] * len(prompt) + row[side]}
+
+
+def _sequence_logprobs(model: LoadedModel, rows: list[dict[str, Any]], batch_size: int) -> tuple[list[float], list[int]]:
+    """Per row: the summed log-probability of its trained tokens (labels != -100) and how many there are."""
+    import torch
+
+    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
+    device = model.model.device
+    sums: list[float] = []
+    counts: list[int] = []
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        width = max(len(r["input_ids"]) for r in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, r in enumerate(batch):
+            n = len(r["input_ids"])
+            ids[i, :n] = torch.tensor(r["input_ids"])
+            labels[i, :n] = torch.tensor(r["labels"])
+            mask[i, :n] = 1
+        ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+        with torch.inference_mode():
+            logits = model.model(input_ids=ids, attention_mask=mask).logits
+            for i in range(len(batch)):
+                target = labels[i, 1:]
+                keep = target != IGNORE_INDEX
+                logp = torch.log_softmax(logits[i, :-1][keep].float(), dim=-1)
+                picked = logp.gather(-1, target[keep].unsqueeze(-1)).squeeze(-1)
+                sums.append(float(picked.sum()))
+                counts.append(int(keep.sum()))
+    return sums, counts
+
+
+def generation_metrics(
+    model: LoadedModel, refs: list[tuple[list[dict[str, Any]], str]], batch_size: int, max_new_tokens: int | None = None
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Greedy answers to each prompt against its reference: exact match, contains, chrF and BLEU (sacrebleu)."""
+    import sacrebleu
+
+    prompts = [p for p, _ in refs]
+    references = [r.strip() for _, r in refs]
+    if max_new_tokens is None:
+        longest = max(len(model.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references)
+        max_new_tokens = longest + 16
+    started = time.perf_counter()
+    responses = model.generate(prompts, batch_size=batch_size, options=SamplingOptions(max_new_tokens=max_new_tokens))
+    runtime = time.perf_counter() - started
+    exact = [resp.strip() == ref for resp, ref in zip(responses, references, strict=True)]
+    contains = [bool(ref) and ref in resp for resp, ref in zip(responses, references, strict=True)]
+    n = len(references)
+    metrics = {
+        "exact_match": sum(exact) / n,
+        "contains": sum(contains) / n,
+        "chrf": sacrebleu.corpus_chrf(responses, [references]).score,
+        "bleu": sacrebleu.corpus_bleu(responses, [references], use_effective_order=True).score,
+        "generated": n,
+        "generation_runtime": round(runtime, 4),
+    }
+    predictions = [
+        {"prompt": p, "reference": ref, "response": resp, "exact_match": e}
+        for p, ref, resp, e in zip(prompts, references, responses, exact, strict=True)
+    ]
+    return metrics, predictions
+
+
+class _status:
+    """``console.status(text)`` when a console is given, else nothing (the library prints nothing by itself)."""
+
+    def __init__(self, console: Any, text: str) -> None:
+        self._cm = console.status(text) if console is not None else None
+
+    def __enter__(self) -> None:
+        if self._cm is not None:
+            self._cm.__enter__()
+
+    def __exit__(self, *exc: Any) -> bool:
+        if self._cm is not None:
+            self._cm.__exit__(*exc)
+        return False
+
+
+__all__ = ["EvalResult", "EvalRows", "evaluate", "eval_rows", "generation_metrics", "loss_metrics"]

@@ -1,0 +1,368 @@
+"""Exporting a run as a standalone Hugging Face model folder (LoRA adapters merged), checked, optionally pushed.
+
+:func:`export`, top to bottom:
+
+1. refuse an existing non-empty output folder (unless ``overwrite``) and, when pushing, an unreachable Hub
+   or a missing login, before anything is loaded;
+2. load the run (base + adapter for LoRA) in float32 and compute reference logits on a few prompts;
+3. merge the adapter into the base weights (``merge_and_unload``) and cast to the requested dtype;
+4. save safetensors shards, the tokenizer with its chat template, the generation config, the training
+   metadata and a model card into a temporary folder next to the output;
+5. load that folder with plain transformers (no peft) and compare its logits with the reference: the
+   largest absolute difference is reported, and above ``tolerance`` a float32 export fails;
+6. rename the folder into place (a failure at any step leaves nothing behind), then push it in one commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sftkit import __version__
+from sftkit.errors import EXIT_USAGE, SftkitError
+from sftkit.generation import LoadedModel, load, quiet_transformers
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: default largest absolute logit difference accepted between a float32 export and the un-merged model
+DEFAULT_TOLERANCE = 1e-3
+#: prompts the export is checked on (rendered with the run's template)
+CHECK_PROMPTS = ("Hello! Who are you?", "Write one sentence about the sea.", "What is the capital of France?")
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    """The exported folder."""
+    source: str
+    merged: bool
+    """True when a LoRA adapter was merged into its base model."""
+    dtype: str
+    files: list[str] = field(default_factory=list)
+    max_abs_diff: float | None = None
+    """Largest absolute logit difference between the export and the un-merged model (None: not checked)."""
+    tolerance: float | None = None
+    """The limit ``max_abs_diff`` was held to (None for bfloat16/float16 exports: reported only)."""
+    hub_url: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["path"] = str(self.path)
+        return out
+
+
+def export(
+    target: str,
+    output: str | Path,
+    *,
+    dtype: str = "auto",
+    max_shard_size: str = "5GB",
+    overwrite: bool = False,
+    check: bool = True,
+    tolerance: float = DEFAULT_TOLERANCE,
+    push_to_hub: str | None = None,
+    public: bool = False,
+    device: str | None = None,
+    console: Any = None,
+) -> ExportResult:
+    """Export ``target`` (a run, model folder or Hub id) to ``output``; see the module docstring."""
+    out = Path(output).expanduser()
+    if dtype not in DTYPES:
+        raise SftkitError(f"unknown --dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}", exit_code=EXIT_USAGE)
+    _check_output(out, overwrite)
+    _check_shard_size(max_shard_size)
+    if push_to_hub:
+        _check_hub(push_to_hub)
+    with _status(console, f"loading {target}…"):
+        loaded = load(target, dtype="float32", device=device)
+    if out.resolve() == Path(str(loaded.info.model_dir)).resolve():
+        raise SftkitError("--output is the model folder being exported", hint="choose another folder")
+    inputs = _check_inputs(loaded) if check else []
+    reference = _logits(loaded.model, inputs) if check else []
+    torch_dtype = _target_dtype(dtype, loaded)
+    with _status(console, "merging…"):
+        model, merged = _merged(loaded)
+    model.to(torch_dtype)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        with _status(console, f"saving to {out}…"), quiet_transformers():
+            model.save_pretrained(str(tmp), max_shard_size=max_shard_size)
+            loaded.tokenizer.save_pretrained(str(tmp))
+        dtype_name = str(torch_dtype).removeprefix("torch.")
+        result = ExportResult(out, target, merged, dtype_name)
+        if check:
+            with _status(console, "checking the export…"):
+                result.max_abs_diff = _check_export(tmp, inputs, reference)
+            result.tolerance = tolerance if dtype_name == "float32" else None
+            if result.tolerance is not None and result.max_abs_diff > tolerance:
+                raise SftkitError(
+                    f"the exported model's logits differ from the un-merged model's by {result.max_abs_diff:.3g} (tolerance {tolerance:g})",
+                    hint="nothing was written; report this with --debug output, or raise --tolerance if the difference is expected",
+                )
+        _write_metadata(tmp, loaded, result)
+        result.files = sorted(p.name for p in tmp.iterdir())
+        _usual_permissions(tmp)
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if push_to_hub:
+        with _status(console, f"uploading to {push_to_hub}…"):
+            result.hub_url = _push(out, push_to_hub, public)
+    return result
+
+
+# --------------------------------------------------------------------------- checks before any work
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise SftkitError(f"{out} exists and is a file", hint="choose another --output folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise SftkitError(f"{out} exists and is not empty", hint="choose another --output folder, or pass --overwrite to replace it")
+
+
+def _check_shard_size(size: str) -> None:
+    from transformers.utils.hub import convert_file_size_to_int
+
+    try:
+        convert_file_size_to_int(size)
+    except ValueError:
+        raise SftkitError(f"--max-shard-size {size!r} is not a size", hint="use a number and a unit, e.g. 2GB or 500MB", exit_code=EXIT_USAGE) from None
+
+
+def _check_hub(repo: str) -> None:
+    import huggingface_hub
+    from huggingface_hub.utils import validate_repo_id
+
+    from sftkit import hub
+
+    try:
+        validate_repo_id(repo)
+    except Exception as e:  # noqa: BLE001 - HFValidationError, one line is enough
+        raise SftkitError(f"--push-to-hub {repo!r} is not a valid repository id ({e})", hint="use NAME or ORG/NAME", exit_code=EXIT_USAGE) from None
+    if not hub.hub_reachable():
+        raise SftkitError(
+            "cannot push to the Hugging Face Hub: it is not reachable (offline, or HF_HUB_OFFLINE=1)",
+            hint="export without --push-to-hub now; upload later with `hf upload REPO DIR` once online",
+        )
+    if not huggingface_hub.get_token():
+        raise SftkitError("cannot push to the Hugging Face Hub: not logged in", hint="run `hf auth login` or set HF_TOKEN")
+
+
+# --------------------------------------------------------------------------- merging and checking
+
+
+def _merged(loaded: LoadedModel) -> tuple[Any, bool]:
+    model = loaded.model
+    if hasattr(model, "merge_and_unload"):
+        return model.merge_and_unload(), True
+    return model, False
+
+
+def _target_dtype(dtype: str, loaded: LoadedModel) -> Any:
+    """``auto``: the dtype the weights were published in (the base model's config), float32 when unknown."""
+    import torch
+
+    if dtype != "auto":
+        return getattr(torch, dtype)
+    from transformers import AutoConfig
+
+    from sftkit.hub import local_only
+    from sftkit.modeling import is_local, resolve_model_path
+
+    info = loaded.info
+    name = info.base_model if info.is_adapter else str(info.model_dir)
+    try:
+        source, gguf = resolve_model_path(name) if name else (None, None)
+        if source is None or gguf:
+            return torch.float32
+        with quiet_transformers():
+            config = AutoConfig.from_pretrained(source, local_files_only=not is_local(name) and local_only())
+    except (OSError, ValueError, SftkitError):
+        return torch.float32
+    recorded = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(recorded, str):
+        recorded = getattr(torch, recorded, None)
+    return recorded if recorded in (torch.float32, torch.bfloat16, torch.float16) else torch.float32
+
+
+def _check_inputs(loaded: LoadedModel) -> list[Any]:
+    """Token ids of the check prompts, rendered with the run's template."""
+    tok = loaded.tokenizer
+    return [tok(loaded.render(p), return_tensors="pt", add_special_tokens=False)["input_ids"] for p in CHECK_PROMPTS]
+
+
+def _logits(model: Any, inputs: list[Any]) -> list[Any]:
+    import torch
+
+    with torch.inference_mode():
+        return [model(input_ids=ids.to(model.device)).logits.float().cpu() for ids in inputs]
+
+
+def _check_export(folder: Path, inputs: list[Any], reference: list[Any]) -> float:
+    """Load the export with plain transformers (float32) and return the largest absolute logit difference."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if (folder / "adapter_config.json").exists():
+        raise SftkitError("the export still holds an adapter instead of merged weights")
+    with quiet_transformers():
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
+    got = _logits(model, inputs)
+    del model
+    return max(float((a - b).abs().max()) for a, b in zip(reference, got, strict=True))
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _usual_permissions(folder: Path) -> None:
+    """Temp folders and files are private (0700/0600); an export is meant to be shared: apply the umask instead."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for path in folder.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.rename(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_metadata(folder: Path, loaded: LoadedModel, result: ExportResult) -> None:
+    meta = dict(loaded.info.metadata)
+    info = {
+        "sftkit_version": __version__,
+        "source": result.source,
+        "merged_lora": result.merged,
+        "dtype": result.dtype,
+        "max_abs_logit_diff": result.max_abs_diff,
+        "tolerance": result.tolerance,
+    }
+    if meta:
+        name = f"{meta.get('trainer_type') or 'sft'}_metadata.json"
+        (folder / name).write_text(json.dumps({**meta, "export": info}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (folder / "README.md").write_text(model_card(meta, info), encoding="utf-8")  # the folder as a whole is renamed into place
+
+
+def model_card(meta: dict[str, Any], export_info: dict[str, Any]) -> str:
+    """A model card for an exported (merged) model: Hub front matter, training settings and results, usage."""
+    base = meta.get("model")
+    hub_base = base if base and "/" in base and not base.startswith((".", "/", "~")) and not base.endswith(".gguf") else None
+    trainer = meta.get("trainer_type") or "sft"
+    tags = ["sftkit", "trl", trainer] + (["merged-lora"] if export_info.get("merged_lora") else [])
+    front = ["---", "library_name: transformers"]
+    if hub_base:
+        front.append(f"base_model: {hub_base}")
+    dataset = meta.get("dataset")
+    if dataset and "/" in dataset and not dataset.startswith((".", "/", "~")) and "." not in Path(dataset).name:
+        front += ["datasets:", f"- {dataset}"]
+    front += ["tags:", *[f"- {t}" for t in tags], "pipeline_tag: text-generation", "---", ""]
+    kind = {"sft": "supervised fine-tuning (SFT)", "dpo": "direct preference optimisation (DPO)"}.get(trainer, trainer)
+    origin = f" of [{hub_base}](https://huggingface.co/{hub_base})" if hub_base else (f" of {base}" if base else "")
+    merged = " The LoRA adapter is merged into the base weights, so the model loads without peft." if export_info.get("merged_lora") else ""
+    rows = [
+        ("method", meta.get("method")),
+        ("base model", base),
+        ("dataset", dataset),
+        ("template", meta.get("template")),
+        ("max length", meta.get("max_length")),
+        ("steps", meta.get("steps")),
+        ("seed", meta.get("seed")),
+        ("lora", ", ".join(f"{k}={meta['lora'][k]}" for k in ("r", "alpha", "dropout") if k in meta["lora"]) if meta.get("lora") else None),
+        ("exported dtype", export_info.get("dtype")),
+        ("largest logit difference vs. un-merged", _fmt(export_info.get("max_abs_logit_diff"))),
+    ]
+    body = [
+        "# Fine-tuned model",
+        "",
+        f"Trained with [sftkit](https://pypi.org/project/sftkit/) by {kind}{origin}.{merged}",
+        "",
+        "## Training",
+        "",
+        "| setting | value |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in rows if v is not None],
+        "",
+    ]
+    metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if k.startswith(("eval_", "train_loss"))}
+    if metrics:
+        body += ["## Results", "", "| metric | value |", "|---|---|", *[f"| {k} | {_fmt(v)} |" for k, v in metrics.items()], ""]
+    body += [
+        "## Use",
+        "",
+        "```python",
+        "from transformers import AutoModelForCausalLM, AutoTokenizer",
+        "",
+        'tokenizer = AutoTokenizer.from_pretrained("PATH")',
+        'model = AutoModelForCausalLM.from_pretrained("PATH")',
+        'messages = [{"role": "user", "content": "Hello!"}]',
+        "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\", return_dict=True)",
+        "print(tokenizer.decode(model.generate(**inputs, max_new_tokens=64)[0][inputs['input_ids'].shape[1]:], skip_special_tokens=True))",
+        "```",
+        "",
+        'or with sftkit: `sftkit generate PATH "your prompt"` (the training metadata next to the weights tells it the template).',
+        "",
+    ]
+    return "\n".join(front + body)
+
+
+def _fmt(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value
+
+
+# --------------------------------------------------------------------------- the Hub
+
+
+def _push(folder: Path, repo: str, public: bool) -> str:
+    import huggingface_hub
+
+    try:
+        url = huggingface_hub.create_repo(repo, private=not public, exist_ok=True, repo_type="model")
+        repo_id = getattr(url, "repo_id", None) or repo
+        huggingface_hub.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            repo_type="model",
+            commit_message=f"Upload model exported with sftkit {__version__}",
+        )
+    except Exception as e:  # noqa: BLE001 - HfHubHTTPError and network errors: one line, the export stays on disk
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise SftkitError(f"uploading to {repo} failed: {first}", hint=f"the export is complete in {folder}; retry with `hf upload {repo} {folder}`") from None
+    return f"https://huggingface.co/{repo_id}"
+
+
+class _status:
+    def __init__(self, console: Any, text: str) -> None:
+        self._cm = console.status(text) if console is not None else None
+
+    def __enter__(self) -> None:
+        if self._cm is not None:
+            self._cm.__enter__()
+
+    def __exit__(self, *exc: Any) -> bool:
+        if self._cm is not None:
+            self._cm.__exit__(*exc)
+        return False
+
+
+__all__ = ["DEFAULT_TOLERANCE", "ExportResult", "export", "model_card"]
