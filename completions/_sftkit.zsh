@@ -107,7 +107,8 @@ _sftkit_train() {
         '(--output-dir -o)-o[Run folder (train.output_dir).]:file:_files' \
         '(--dry-run)--dry-run[Resolve and print the full config and the trainer arguments; train not]' \
         '(--json)--json[Print machine-readable JSON to stdout.]' \
-        '(--resume)--resume[Continue from the latest checkpoint in the run folder (latest) or from]:value: ' \
+        '(--resume)--resume[Continue from the latest checkpoint in the run folder.]' \
+        '(--resume-from)--resume-from[Continue from this checkpoint folder.]:value: ' \
         '(--overwrite)--overwrite[Replace an existing run folder.]' \
         '(--nproc)--nproc[Processes per node (DDP through torchrun).]:value: ' \
         '(--nnodes)--nnodes[Number of nodes.]:value: ' \

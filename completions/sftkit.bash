@@ -8,7 +8,7 @@ _sftkit_complete() {
             COMPREPLY=( $(compgen -W "$(sftkit presets list --names 2>/dev/null)" -- "$cur") ); return ;;
         --config|-c|--output-dir|-o|--output|--data|--deepspeed|--from-legacy|--config-path)
             COMPREPLY=( $(compgen -f -- "$cur") ); return ;;
-        --batch-size|--compare|--dtype|--epochs|--experiment-name|--format|--fsdp|--grad-accum|--input|--input-format|--lr|--master-addr|--master-port|--max-iters|--max-new-tokens|--max-seq-length|--max-shard-size|--method|--model|--nnodes|--node-rank|--nproc|--output-format|--precision|--preview|--push-to-hub|--repetition-penalty|--response-key|--resume|--seed|--set|--split|--temperature|--template|--tokenizer|--tolerance|--top-k|--top-p|--tracking|--trackio-space|--trainer-type|-b|-d|-f|-i|-m|-s|-t)
+        --batch-size|--compare|--dtype|--epochs|--experiment-name|--format|--fsdp|--grad-accum|--input|--input-format|--lr|--master-addr|--master-port|--max-iters|--max-new-tokens|--max-seq-length|--max-shard-size|--method|--model|--nnodes|--node-rank|--nproc|--output-format|--precision|--preview|--push-to-hub|--repetition-penalty|--response-key|--resume-from|--seed|--set|--split|--temperature|--template|--tokenizer|--tolerance|--top-k|--top-p|--tracking|--trackio-space|--trainer-type|-b|-d|-f|-i|-m|-s|-t)
             return ;;
     esac
     path=""
@@ -21,7 +21,7 @@ _sftkit_complete() {
         "") words="init prepare train eval generate export presets --version -V --debug --help" ;;
         "init") words="--preset -p --method --model -m --data -d --lora --qlora --full --lr --batch-size --grad-accum --max-iters --epochs --max-seq-length --precision --tracking --trackio-space --output-dir -o --experiment-name --config-path --yes -y --force -f --train --from-legacy --help" ;;
         "prepare") words="--preset -p --config -c --set -s --data -d --tokenizer --format -f --template --output -o --trainer-type -t --skip-invalid --preview --force --json --help" ;;
-        "train") words="--preset -p --config -c --set -s --trainer-type -t --output-dir -o --dry-run --json --resume --overwrite --nproc --nnodes --node-rank --master-addr --master-port --fsdp --deepspeed --help" ;;
+        "train") words="--preset -p --config -c --set -s --trainer-type -t --output-dir -o --dry-run --json --resume --resume-from --overwrite --nproc --nnodes --node-rank --master-addr --master-port --fsdp --deepspeed --help" ;;
         "eval") words="--data -d --split --compare --template --batch-size -b --max-new-tokens --no-generate --output -o --json --help" ;;
         "generate") words="--input -i --input-format --output-format --response-key --template --batch-size -b --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --chat --stats --help" ;;
         "export") words="--output -o --dtype --max-shard-size --overwrite --no-check --tolerance --push-to-hub --public --json --help" ;;

@@ -49,15 +49,13 @@ def load_config(
     """
     from sftkit.resolve import resolve_config
 
-    sets: list[str] = []
-    flags: dict[str, tuple[str, Any]] = {}
-    if isinstance(overrides, Mapping):
-        flags.update({f"overrides[{k!r}]": (k, v) for k, v in overrides.items()})
-    elif overrides is not None:
-        sets = list(overrides)
-    flags["trainer_type="] = ("trainer_type", trainer_type)
-    flags["output_dir="] = ("train.output_dir", str(output_dir) if output_dir is not None else None)
-    return resolve_config(preset=preset, config_file=config, sets=sets, flags=flags).config
+    mapping = overrides if isinstance(overrides, Mapping) else None
+    sets = list(overrides) if overrides is not None and mapping is None else []
+    flags = {
+        "trainer_type=": ("trainer_type", trainer_type),
+        "output_dir=": ("train.output_dir", str(output_dir) if output_dir is not None else None),
+    }
+    return resolve_config(preset=preset, config_file=config, sets=sets, flags=flags, overrides=mapping).config
 
 
 def _with_formatter(cfg: RunConfig, formatting_func: FormattingFunc | str | None) -> RunConfig:

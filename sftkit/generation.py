@@ -144,7 +144,7 @@ def locate(path_or_name: str) -> RunInfo:
         run_dir = path.parent
     if not ((model_dir / "config.json").exists() or (model_dir / "adapter_config.json").exists()):
         if run_dir is not None:
-            hint = f"the run has not finished; resume it with `sftkit train --config {run_dir / 'sftkit.yaml'} --resume latest`"
+            hint = f"the run has not finished; resume it with `sftkit train --config {run_dir / 'sftkit.yaml'} --resume`"
         else:
             hint = "pass a run folder (with model/ inside) or a model folder holding config.json"
         raise SftkitError(f"{path_or_name} holds no model (no config.json or adapter_config.json)", hint=hint)

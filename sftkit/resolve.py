@@ -110,8 +110,13 @@ def resolve_config(
     sets: Iterable[str] = (),
     flags: Mapping[str, tuple[str, Any]] | None = None,
     check: bool = True,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Resolved:
-    """Build the one RunConfig every command uses; raise ConfigError listing every problem at once."""
+    """Build the one RunConfig every command uses; raise ConfigError listing every problem at once.
+
+    ``overrides`` (``{"train.seed": 1}``, as the Python API takes them) sit where ``--set`` does; unlike
+    flags, a None value there sets the key to null.
+    """
     layers: list[Layer] = []
     if preset:
         layers += preset_chain(preset)
@@ -121,6 +126,11 @@ def resolve_config(
             raise ConfigError(f"config file not found: {path}", hint="create one with `sftkit init`")
         layers += file_chain(path)
     layers.append(parse_sets(sets))
+    if overrides:
+        data: dict[str, Any] = {}
+        for key, value in overrides.items():
+            _assign(data, key.split("."), value)
+        layers.append(Layer(data, {}, "overrides"))
     layers += flags_layer(flags or {})
     merged, sources = merge_layers(layers)
     problems: list[Problem] = []

@@ -21,14 +21,9 @@ def train(
         bool, typer.Option("--dry-run", help="Resolve and print the full config and the trainer arguments; train nothing.")
     ] = False,
     as_json: JsonOpt = False,
-    resume: Annotated[
-        Optional[str],
-        typer.Option(
-            "--resume",
-            help="Continue from the latest checkpoint in the run folder ('latest') or from the given checkpoint folder.",
-            flag_value="latest",
-            is_flag=False,
-        ),
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint in the run folder.")] = False,
+    resume_from: Annotated[
+        Optional[Path], typer.Option("--resume-from", help="Continue from this checkpoint folder.", file_okay=False)
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
     nproc: Annotated[int, typer.Option("--nproc", min=1, help="Processes per node (DDP through torchrun).")] = 1,
@@ -54,7 +49,7 @@ def train(
 
     result = run_training(
         resolved,
-        resume=resume,
+        resume=str(resume_from) if resume_from else ("latest" if resume else None),
         overwrite=overwrite,
         nproc=nproc,
         nnodes=nnodes,

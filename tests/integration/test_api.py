@@ -60,11 +60,11 @@ def test_walkthrough_snippets_run_as_written(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "did you mean train.learning_rate?" in out
     model = namespace["model"]
-    assert model.generate("upper: cat") == "CAT"
+    assert model.generate("cat") == "CAT"
     assert namespace["metrics"]["exact_match"] >= 0.8
     # the batch path really ran as one batch of four
     assert model.last_stats is not None
-    assert namespace["model"].generate(["upper: lamp", "upper: moon", "upper: tea", "upper: pen"], batch_size=4)
+    assert namespace["model"].generate(["lamp", "moon", "tea", "pen"], batch_size=4)
     assert model.last_stats.batches == [4]
     assert fresh_outputs and fresh_outputs[0].strip() == "BOOK"
     assert namespace["prepared"].manifest["rows_kept"] == 4
