@@ -13,18 +13,21 @@ only, so importing this module stays cheap.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
 import tempfile
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from transformers import LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
-TASK_DESCRIPTION = "Upper-case a short lowercase word: 'upper: cat' -> 'CAT'."
+TASK_DESCRIPTION = "Upper-case a random 3-5 letter lowercase word (prompt 'qzb' -> answer 'QZB')."
 
 #: Special tokens of the tiny tokenizer, in id order after the 256 byte symbols.
 BOS_TOKEN = "<|begin|>"
@@ -44,23 +47,58 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
 )
 
-#: Architecture of the tiny model (chosen by measurement, see ``build_model``).
+#: Architecture of the tiny model (460k parameters with tied embeddings). Chosen
+#: by measurement: 2 layers of width 128 learn the task as reliably as 3-4
+#: layers or width 192 and are the cheapest per step.
 HIDDEN_SIZE = 128
 INTERMEDIATE_SIZE = 384
-NUM_LAYERS = 3
+NUM_LAYERS = 2
 NUM_HEADS = 4
-MAX_POSITIONS = 64
+MAX_POSITIONS = 256  # RoPE: no parameters; only caps the tokenizer's model_max_length
 
 #: Task parameters.
-INSTRUCTION_PREFIX = "upper: "
+#: Prompts are the bare word: an instruction prefix such as ``"upper: "`` makes
+#: the prompt longer and measurably slows learning (90-96% instead of 100%
+#: held-out exact match after 400 steps).
+INSTRUCTION_PREFIX = ""
 MIN_WORD_LEN = 3
 MAX_WORD_LEN = 5
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 #: One word in ``_HELDOUT_MODULUS`` (by CRC32) is reserved for evaluation.
 _HELDOUT_MODULUS = 8
 
+#: File in a saved tiny model recording what it was built with (see ``ensure_tiny_model``).
+MARKER_FILE = "sftkit_tiny.json"
+
 #: Default seed of the tiny model weights.
 DEFAULT_SEED = 0
+
+#: Number of ``sft_rows`` to train on (``SFT_HPARAMS`` makes about 3 passes over them).
+SFT_TRAIN_ROWS = 2000
+
+#: ``trl.SFTConfig`` settings measured to take the tiny model from 0% to ~100%
+#: held-out exact match on CPU (conversational prompt/completion data, so the
+#: loss covers the completion only). Also pass ``use_cpu=True``, ``bf16=False``
+#: and ``activation_checkpointing=False`` (TRL defaults both bf16 and activation
+#: checkpointing to on; the measurements had both off).
+SFT_HPARAMS: Mapping[str, float | int | str] = MappingProxyType(
+    {
+        "learning_rate": 2e-3,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": 0.05,  # a float < 1 is a fraction of max_steps
+        "weight_decay": 0.0,
+        "per_device_train_batch_size": 32,
+        "gradient_accumulation_steps": 1,
+        "max_steps": 200,
+        "max_length": 64,
+    }
+)
+
+#: Intra-op threads to give torch (``torch.set_num_threads``) when training the
+#: tiny model on CPU. Its matrices are too small to gain from a second thread,
+#: and with other work on the machine two threads ran 4-10x slower than one
+#: (200 steps: ~13 s with one thread, 54-135 s with two, on a busy 2-core box).
+TORCH_THREADS = 1
 
 
 def build_tokenizer() -> PreTrainedTokenizerFast:
@@ -74,8 +112,8 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet(), key=_byte_of_symbol)
-    vocab = {symbol: index for index, symbol in enumerate(alphabet)}
+    # Token id == byte value, which keeps ids readable when debugging.
+    vocab = _byte_level_vocab()
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     backend.decoder = decoders.ByteLevel()
@@ -94,26 +132,20 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def _byte_of_symbol(symbol: str) -> int:
-    """Byte value that the GPT-2 byte-to-unicode table maps to ``symbol``."""
-    return _unicode_to_byte()[symbol]
-
-
-def _unicode_to_byte() -> dict[str, int]:
-    """Inverse of the GPT-2 ``bytes_to_unicode`` table used by ByteLevel."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    codepoints = list(printable)
-    extra = 0
+def _byte_level_vocab() -> dict[str, int]:
+    """Map each ByteLevel symbol (GPT-2's ``bytes_to_unicode`` table) to its byte value."""
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("\N{INVERTED EXCLAMATION MARK}"), ord("\N{NOT SIGN}") + 1),
+        *range(ord("\N{REGISTERED SIGN}"), ord("\N{LATIN SMALL LETTER Y WITH DIAERESIS}") + 1),
+    ]
+    vocab = {chr(byte): byte for byte in printable}
+    shifted = 256
     for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codepoints.append(256 + extra)
-            extra += 1
-    return {chr(code): byte for byte, code in zip(printable, codepoints, strict=True)}
+        if byte not in vocab.values():
+            vocab[chr(shifted)] = byte
+            shifted += 1
+    return vocab
 
 
 def build_model(tokenizer: PreTrainedTokenizerFast, seed: int = DEFAULT_SEED) -> LlamaForCausalLM:
@@ -122,6 +154,7 @@ def build_model(tokenizer: PreTrainedTokenizerFast, seed: int = DEFAULT_SEED) ->
     The weights depend only on ``seed``. Pad, bos and eos ids are copied from the
     tokenizer into both the model config and its generation config.
     """
+    import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
@@ -137,7 +170,10 @@ def build_model(tokenizer: PreTrainedTokenizerFast, seed: int = DEFAULT_SEED) ->
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    with _torch_seed(seed):
+    # Seed a forked RNG so that the weights depend only on ``seed`` and the
+    # caller's global RNG state is left untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
         model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(
         pad_token_id=tokenizer.pad_token_id,
@@ -149,52 +185,70 @@ def build_model(tokenizer: PreTrainedTokenizerFast, seed: int = DEFAULT_SEED) ->
     return model
 
 
-class _torch_seed:
-    """Context manager seeding torch's CPU RNG and restoring its state on exit."""
-
-    def __init__(self, seed: int) -> None:
-        self._seed = seed
-        self._state: Any = None
-
-    def __enter__(self) -> None:
-        import torch
-
-        self._state = torch.random.get_rng_state()
-        torch.manual_seed(self._seed)
-
-    def __exit__(self, *exc: object) -> None:
-        import torch
-
-        torch.random.set_rng_state(self._state)
-
-
 def ensure_tiny_model(path: Path, seed: int = DEFAULT_SEED) -> Path:
-    """Save the tiny tokenizer and model into ``path`` unless already there.
+    """Save the tiny tokenizer and model into ``path`` unless an up-to-date copy is there.
 
-    The directory is written atomically: everything goes to a temporary
-    directory next to ``path`` that is then renamed into place, so a crash never
-    leaves a half-written model behind. Returns ``path``.
+    A marker file (``MARKER_FILE``) records the architecture, tokenizer and seed
+    the copy was built with; a copy built differently (an older sftkit, another
+    seed) is replaced. The directory is written atomically: everything goes to a
+    temporary directory next to ``path`` that is then renamed into place, so a
+    crash never leaves a half-written model behind. Returns ``path``.
     """
     path = Path(path)
-    if (path / "config.json").is_file() and (path / "tokenizer.json").is_file():
+    if _is_current(path, seed):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    stale: Path | None = None
     try:
         tokenizer = build_tokenizer()
         model = build_model(tokenizer, seed=seed)
         tokenizer.save_pretrained(tmp)
         model.save_pretrained(tmp)
+        (tmp / MARKER_FILE).write_text(json.dumps(_fingerprint(seed), indent=2) + "\n", encoding="utf-8")
+        if _is_current(path, seed):  # another process finished first
+            return path
+        if path.exists():
+            stale = Path(tempfile.mkdtemp(prefix=f".{path.name}.stale-", dir=path.parent))
+            os.replace(path, stale / path.name)
         try:
             os.rename(tmp, path)
         except OSError:
-            # Another process won the race; keep its copy if it is complete.
-            if not (path / "config.json").is_file():
+            # Another process renamed its copy in between; keep it if it is good.
+            if not _is_current(path, seed):
                 raise
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        for leftover in (tmp, stale):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
     return path
+
+
+def _fingerprint(seed: int) -> dict[str, object]:
+    """What a saved tiny model must have been built with to be reused."""
+    return {
+        "format": 1,
+        "seed": seed,
+        "hidden_size": HIDDEN_SIZE,
+        "intermediate_size": INTERMEDIATE_SIZE,
+        "num_layers": NUM_LAYERS,
+        "num_heads": NUM_HEADS,
+        "max_positions": MAX_POSITIONS,
+        "special_tokens": list(SPECIAL_TOKENS),
+        "chat_template": CHAT_TEMPLATE,
+    }
+
+
+def _is_current(path: Path, seed: int) -> bool:
+    """Whether ``path`` holds a complete tiny model built as ``_fingerprint(seed)`` describes."""
+    names = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+    if not all((path / name).is_file() for name in names):
+        return False
+    try:
+        marker = json.loads((path / MARKER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(marker == _fingerprint(seed))
 
 
 # --------------------------------------------------------------------------- task
@@ -222,7 +276,7 @@ def _instruction(word: str) -> str:
 
 
 def sft_rows(n: int, seed: int = 0) -> list[dict[str, str]]:
-    """``n`` training rows ``{"instruction": "upper: cat", "output": "CAT"}``."""
+    """``n`` training rows such as ``{"instruction": "cat", "output": "CAT"}``."""
     return [{"instruction": _instruction(w), "output": w.upper()} for w in _words(n, seed, heldout=False)]
 
 

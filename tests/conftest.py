@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+# One torch thread per process: the tiny models gain nothing from more, and several test processes
+# sharing two cores with spinning OpenMP threads run 10-20x slower. Set before torch is imported.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = (ROOT / ".." / "shared").resolve()
 

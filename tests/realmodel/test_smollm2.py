@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +49,10 @@ tracking:
   enabled: false
 """
     )
-    proc = subprocess.run([sys.executable, "-m", "sftkit", "train", "--config", str(cfg)], capture_output=True, text=True, timeout=1800)
+    env = {**os.environ, "OMP_NUM_THREADS": str(os.cpu_count() or 1)}  # a real model does use every core
+    proc = subprocess.run(
+        [sys.executable, "-m", "sftkit", "train", "--config", str(cfg)], capture_output=True, text=True, timeout=1800, env=env
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = json.loads((run / "sft_metadata.json").read_text())
     assert meta["method"] == "lora" and meta["template_resolved"] == "chat"
