@@ -102,7 +102,7 @@ def test_lora_settings_reach_the_optimizer_and_schedule(tmp_path: Path):
         "--set", "lora.enabled=true", "--set", "lora.r=4", "--set", "lora.alpha=8",
         "--set", "train.max_iters=12", "--set", "train.logging_steps=1", "--set", "train.save_steps=12",
         "--set", "train.beta2=0.95", "--set", "train.eps=1e-6", "--set", "train.learning_rate=1e-3",
-        "--set", "train.min_lr=2e-4", "--set", "train.warmup_steps=0",
+        "--set", "train.min_lr=2e-4", "--set", "train.warmup_ratio=0",
     )  # fmt: skip
     state = _optimizer_state(run / "checkpoint-12")
     group = state["param_groups"][0]
@@ -161,7 +161,7 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path: Path):
     run = tmp_path / "nan"
     proc = sftkit(
         "train", "--preset", "tiny", "--output-dir", str(run),
-        "--set", "train.learning_rate=1e30", "--set", "train.max_grad_norm=0", "--set", "train.warmup_steps=0",
+        "--set", "train.learning_rate=1e30", "--set", "train.max_grad_norm=0", "--set", "train.warmup_ratio=0",
         "--set", "train.max_iters=40", "--set", "train.logging_steps=1",
         check=False,
     )  # fmt: skip
