@@ -18,6 +18,13 @@ def _make_console() -> Console:
 console = _make_console()
 
 
+def status(console_or_none: Console | None, text: str):
+    """``console.status(text)`` when a console is given, else nothing: library code prints only when asked."""
+    import contextlib
+
+    return console_or_none.status(text) if console_or_none is not None else contextlib.nullcontext()
+
+
 def debug_enabled() -> bool:
     """True when tracebacks were asked for with --debug or SFTKIT_DEBUG=1."""
     return os.environ.get("SFTKIT_DEBUG", "").lower() in {"1", "true", "yes", "on"}

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sftkit.console import status
 from sftkit.errors import EXIT_USAGE, SftkitError
 from sftkit.generation import LoadedModel, RunInfo, SamplingOptions, load, locate, release_memory
 
@@ -113,16 +114,16 @@ def evaluate(
         raise SftkitError(f"--batch-size must be at least 1, got {batch_size}", exit_code=EXIT_USAGE)
     batch_size = batch_size or cfg.train.eval_batch_size or cfg.train.batch_size or 8
     base_name = _base_name(compare, info) if compare else None
-    with _status(console, "loading the model…"):
+    with status(console, "loading the model…"):
         model = load(target, template=cfg.data.template, info=info)
-    with _status(console, "preparing the evaluation data…"):
+    with status(console, "preparing the evaluation data…"):
         rows = eval_rows(cfg, info, model.tokenizer, data=data, split=split)
     result = _measure(model, rows, target, batch_size, max_new_tokens, generate, console)
     if base_name:
         tokenizer, resolved = model.tokenizer, model.resolved_template
         del model
         release_memory()
-        with _status(console, f"loading the base model {base_name}…"):
+        with status(console, f"loading the base model {base_name}…"):
             base = load(base_name, template=cfg.data.template, tokenizer=tokenizer)
         base.system_prompt, base._resolved = cfg.data.system_prompt, resolved
         _check_vocab(base, rows, base_name)
@@ -244,12 +245,12 @@ def _check_vocab(model: LoadedModel, rows: EvalRows, name: str) -> None:
 
 
 def _measure(model: LoadedModel, rows: EvalRows, label: str, batch_size: int, max_new_tokens: int | None, generate: bool, console: Any) -> EvalResult:
-    with _status(console, f"computing the loss of {label} on {len(rows.rows)} rows…"):
+    with status(console, f"computing the loss of {label} on {len(rows.rows)} rows…"):
         metrics = loss_metrics(model, rows, batch_size)
     predictions: list[dict[str, Any]] = []
     refs = rows.references() if generate else []
     if refs:
-        with _status(console, f"generating {len(refs)} answers with {label}…"):
+        with status(console, f"generating {len(refs)} answers with {label}…"):
             gen_metrics, predictions = generation_metrics(model, refs, batch_size, max_new_tokens)
         metrics.update(gen_metrics)
     return EvalResult(label, rows.description, rows.name, len(rows.rows), metrics, predictions)
@@ -353,21 +354,6 @@ def generation_metrics(
     ]
     return metrics, predictions
 
-
-class _status:
-    """``console.status(text)`` when a console is given, else nothing (the library prints nothing by itself)."""
-
-    def __init__(self, console: Any, text: str) -> None:
-        self._cm = console.status(text) if console is not None else None
-
-    def __enter__(self) -> None:
-        if self._cm is not None:
-            self._cm.__enter__()
-
-    def __exit__(self, *exc: Any) -> bool:
-        if self._cm is not None:
-            self._cm.__exit__(*exc)
-        return False
 
 
 __all__ = ["EvalResult", "EvalRows", "evaluate", "eval_rows", "generation_metrics", "loss_metrics"]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sftkit import __version__
+from sftkit.console import status
 from sftkit.errors import EXIT_USAGE, SftkitError
 from sftkit.generation import LoadedModel, load, quiet_transformers
 
@@ -77,26 +78,26 @@ def export(
     _check_shard_size(max_shard_size)
     if push_to_hub:
         _check_hub(push_to_hub)
-    with _status(console, f"loading {target}…"):
+    with status(console, f"loading {target}…"):
         loaded = load(target, dtype="float32", device=device)
     if out.resolve() == Path(str(loaded.info.model_dir)).resolve():
         raise SftkitError("--output is the model folder being exported", hint="choose another folder")
     inputs = _check_inputs(loaded) if check else []
     reference = _logits(loaded.model, inputs) if check else []
     torch_dtype = _target_dtype(dtype, loaded)
-    with _status(console, "merging…"):
+    with status(console, "merging…"):
         model, merged = _merged(loaded)
     model.to(torch_dtype)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        with _status(console, f"saving to {out}…"), quiet_transformers():
+        with status(console, f"saving to {out}…"), quiet_transformers():
             model.save_pretrained(str(tmp), max_shard_size=max_shard_size)
             loaded.tokenizer.save_pretrained(str(tmp))
         dtype_name = str(torch_dtype).removeprefix("torch.")
         result = ExportResult(out, target, merged, dtype_name)
         if check:
-            with _status(console, "checking the export…"):
+            with status(console, "checking the export…"):
                 result.max_abs_diff = _check_export(tmp, inputs, reference)
             result.tolerance = tolerance if dtype_name == "float32" else None
             if result.tolerance is not None and result.max_abs_diff > tolerance:
@@ -112,7 +113,7 @@ def export(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if push_to_hub:
-        with _status(console, f"uploading to {push_to_hub}…"):
+        with status(console, f"uploading to {push_to_hub}…"):
             result.hub_url = _push(out, push_to_hub, public)
     return result
 
@@ -350,19 +351,6 @@ def _push(folder: Path, repo: str, public: bool) -> str:
         raise SftkitError(f"uploading to {repo} failed: {first}", hint=f"the export is complete in {folder}; retry with `hf upload {repo} {folder}`") from None
     return f"https://huggingface.co/{repo_id}"
 
-
-class _status:
-    def __init__(self, console: Any, text: str) -> None:
-        self._cm = console.status(text) if console is not None else None
-
-    def __enter__(self) -> None:
-        if self._cm is not None:
-            self._cm.__enter__()
-
-    def __exit__(self, *exc: Any) -> bool:
-        if self._cm is not None:
-            self._cm.__exit__(*exc)
-        return False
 
 
 __all__ = ["DEFAULT_TOLERANCE", "ExportResult", "export", "model_card"]

@@ -20,24 +20,15 @@ import re
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, get_args
 
+from sftkit.config import DataFormat
 from sftkit.errors import ConfigError, DataError
 
-SFT_FORMATS = (
-    "alpaca",
-    "instruction",
-    "prompt_completion",
-    "qa",
-    "messages",
-    "sharegpt",
-    "text",
-    "openhermes",
-    "squad",
-    "self_instruct",
-)
 DPO_FORMATS = ("dpo", "sharegpt_dpo", "hh")
-FORMATS = SFT_FORMATS + DPO_FORMATS
+#: the names config.DataFormat accepts, besides "auto"
+FORMATS = tuple(f for f in get_args(DataFormat) if f != "auto")
+SFT_FORMATS = tuple(f for f in FORMATS if f not in DPO_FORMATS)
 
 #: the columns each format is recognised by (first match wins, in this order)
 SIGNATURES: list[tuple[str, tuple[str, ...]]] = [

@@ -51,6 +51,16 @@ def check_hardware(cfg: RunConfig) -> str:
                 hint="pip install bitsandbytes, or set lora.load_in_4bit=false and lora.load_in_8bit=false",
                 exit_code=2,
             )
+    backend = cfg.tracking.backend if cfg.tracking.enabled else "none"
+    if backend != "none":
+        import importlib.util
+
+        if importlib.util.find_spec(backend) is None:
+            raise SftkitError(
+                f"tracking.backend is {backend} but the {backend} package is not installed",
+                hint=f"pip install {backend} (or sftkit[tracking]), or --set tracking.enabled=false",
+                exit_code=2,
+            )
     return "cuda" if cuda else "cpu"
 
 

@@ -237,3 +237,18 @@ def test_two_processes_on_cpu_produce_one_model(tmp_path: Path):
     assert proc.stderr.count("training finished") == 1
     args = _training_args(run / "checkpoint-10")
     assert args.world_size == 2 and math.isfinite(json.loads((run / "final_metrics.json").read_text())["train_loss"])
+
+
+def test_packing_trains_through_the_cli(tmp_path: Path):
+    run = tmp_path / "packed"
+    sftkit(
+        "train", "--preset", "tiny", "--output-dir", str(run), "--set", "data.packing=true",
+        "--set", "train.max_iters=6", "--set", "train.save_steps=6", "--set", "train.logging_steps=2",
+    )  # fmt: skip
+    args = _training_args(run / "checkpoint-6")
+    assert args.packing is True and args.max_length == 64
+    meta = json.loads((run / "sft_metadata.json").read_text())
+    assert meta["packing"] is True
+    # packed rows of ~15 tokens into 64-token sequences: far more rows per step than the batch size
+    tokens = [json.loads(l)["num_input_tokens_seen"] for l in (run / "metrics.jsonl").read_text().splitlines() if "num_input_tokens_seen" in l]
+    assert tokens and tokens[-1] > 6 * 32 * 20
