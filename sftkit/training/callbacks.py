@@ -52,6 +52,7 @@ class RunLogCallback(TrainerCallback):
         self.progress: Any = None
         self.task: Any = None
         self.last_eval: str = "-"
+        self.last_train: str = ""
 
     # -- lifecycle -------------------------------------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
@@ -64,7 +65,7 @@ class RunLogCallback(TrainerCallback):
 
             self.progress = Progress(
                 TextColumn("[bold]train[/]"),
-                BarColumn(),
+                BarColumn(bar_width=24),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[stats]}"),
                 TimeElapsedColumn(),
@@ -95,8 +96,11 @@ class RunLogCallback(TrainerCallback):
         text = self._describe(state, logs, tps)
         if text:
             self._line(text)
-            if self.progress is not None:
-                self.progress.update(self.task, stats=text.split("  ", 1)[1] if "  " in text else text)
+        if self.progress is not None:
+            if "loss" in logs:
+                self.last_train = self._describe(state, logs, tps, timing=False).split("  ", 1)[-1]
+            evals = f" | eval_loss {self.last_eval}" if self.last_eval != "-" else ""
+            self.progress.update(self.task, stats=self.last_train + evals)
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.progress is not None:
@@ -107,7 +111,7 @@ class RunLogCallback(TrainerCallback):
             self._line(f"training finished at step {state.global_step} in {_fmt_duration(time.perf_counter() - self.started)}")
 
     # -- formatting ------------------------------------------------------------------------------
-    def _describe(self, state, logs: dict[str, Any], tps: float | None) -> str:
+    def _describe(self, state, logs: dict[str, Any], tps: float | None, timing: bool = True) -> str:
         parts = [f"step {state.global_step}/{state.max_steps}"]
         if "loss" in logs:
             parts.append(f"loss {logs['loss']:.4f}")
@@ -121,12 +125,13 @@ class RunLogCallback(TrainerCallback):
             parts.append(f"eval_loss {logs['eval_loss']:.4f}")
         if "epoch" in logs and logs["epoch"] is not None:
             parts.append(f"epoch {logs['epoch']:.2f}")
-        elapsed = time.perf_counter() - self.started
-        parts.append(f"elapsed {_fmt_duration(elapsed)}")
-        if 0 < state.global_step < state.max_steps:
-            eta = elapsed / state.global_step * (state.max_steps - state.global_step)
-            parts.append(f"eta {_fmt_duration(eta)}")
-        if "eval_loss" not in logs and self.last_eval != "-":
+        if timing:  # the live display has its own elapsed/eta columns
+            elapsed = time.perf_counter() - self.started
+            parts.append(f"elapsed {_fmt_duration(elapsed)}")
+            if 0 < state.global_step < state.max_steps:
+                eta = elapsed / state.global_step * (state.max_steps - state.global_step)
+                parts.append(f"eta {_fmt_duration(eta)}")
+        if timing and "eval_loss" not in logs and self.last_eval != "-":
             parts.append(f"last eval {self.last_eval}")
         if "loss" not in logs and "eval_loss" not in logs:
             return ""  # e.g. the final train_runtime summary; it goes to metrics.jsonl only
