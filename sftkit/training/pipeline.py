@@ -226,12 +226,21 @@ def _save(cfg: RunConfig, trainer, tokenizer, data, run_dir: Path, metrics: dict
 
 
 class _quiet_libraries:
-    """Keep transformers/datasets progress bars and info chatter out of the user's way."""
+    """Keep transformers/datasets progress bars and info chatter out of the user's way, and stdout clean.
+
+    Libraries print to stdout during training (trackio announces its dashboard there); stdout is for data,
+    so while training runs whatever they print goes to stderr instead.
+    """
 
     def __enter__(self):
+        import contextlib
+        import sys
+
         import datasets
         import transformers
 
+        self._stdout = contextlib.redirect_stdout(sys.stderr)
+        self._stdout.__enter__()
         self._tf = transformers.logging.get_verbosity()
         self._tf_bars = transformers.utils.logging.is_progress_bar_enabled()
         transformers.logging.set_verbosity_error()
@@ -249,6 +258,7 @@ class _quiet_libraries:
             transformers.utils.logging.enable_progress_bar()
         if self._ds:
             datasets.enable_progress_bars()
+        self._stdout.__exit__(*exc)
         return False
 
 

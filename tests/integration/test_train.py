@@ -252,3 +252,15 @@ def test_packing_trains_through_the_cli(tmp_path: Path):
     # packed rows of ~15 tokens into 64-token sequences: far more rows per step than the batch size
     tokens = [json.loads(l)["num_input_tokens_seen"] for l in (run / "metrics.jsonl").read_text().splitlines() if "num_input_tokens_seen" in l]
     assert tokens and tokens[-1] > 6 * 32 * 20
+
+
+def test_default_tracking_is_local_trackio_and_keeps_stdout_clean(tmp_path: Path):
+    run = tmp_path / "tracked"
+    env = {**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio")}
+    proc = sftkit(
+        "train", "--preset", "tiny", "--output-dir", str(run), "--set", "tracking.enabled=true",
+        "--set", "tracking.project=sftkit-test", "--set", "train.max_iters=4", env=env,
+    )  # fmt: skip
+    assert proc.stdout == ""  # trackio's own announcements were sent to stderr
+    assert "dashboard: trackio show --project sftkit-test" in proc.stderr
+    assert any((tmp_path / "trackio").glob("sftkit-test*")), list((tmp_path / "trackio").iterdir())
