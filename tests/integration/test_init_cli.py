@@ -162,3 +162,17 @@ def test_init_in_a_real_terminal(tmp_path):
     assert data["train"] == {"output_dir": "runs/pty", "batch_size": 24, "learning_rate": 4e-3, "max_iters": 120}
     assert data["tracking"] == {"experiment_name": "in-a-pty"}
     assert "sftkit train --config sftkit.yaml" in log.read_text()
+
+
+@pytest.mark.slow
+def test_init_yes_then_train_trains(tmp_path):
+    """The issue's flow: `sftkit init --preset tiny --yes --output-dir runs/w` then `sftkit train --config sftkit.yaml`."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = [sys.executable, "-m", "sftkit"]
+    init = subprocess.run([*run, "init", "--preset", "tiny", "--yes", "--output-dir", "runs/w", "--max-iters", "20"], cwd=tmp_path, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    assert init.returncode == 0, init.stderr
+    train = subprocess.run([*run, "train", "--config", "sftkit.yaml"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+    assert train.returncode == 0, train.stderr[-2000:]
+    assert (tmp_path / "runs" / "w" / "model" / "model.safetensors").exists()
+    meta = json.loads((tmp_path / "runs" / "w" / "sft_metadata.json").read_text())
+    assert meta["steps"] == 20
