@@ -149,35 +149,27 @@ def _trainer(cfg, model, tokenizer, data, run_dir: Path, console, live):
     if cfg.trainer_type == "sft":
         from trl import SFTConfig, SFTTrainer
 
+        trainer_cls, config_cls, extra = SFTTrainer, SFTConfig, {}
         columns = ["input_ids", "labels"]
-        trainer = SFTTrainer(
-            model=model,
-            args=SFTConfig(**args),
-            train_dataset=data.train.select_columns(columns),
-            eval_dataset=data.validation.select_columns(columns) if has_eval else None,
-            processing_class=tokenizer,
-            peft_config=peft_config,
-            callbacks=callbacks,
-        )
     else:
         from trl import DPOConfig
 
-        columns = ["prompt_ids", "chosen_ids", "rejected_ids"]
-        ref_model = None
-        if cfg.dpo.ref_model:
-            from sftkit.training.model import load_model
+        from sftkit.training.model import load_model
 
-            ref_model = load_model(cfg, name=cfg.dpo.ref_model)
-        trainer = _dpo_trainer_class()(
-            model=model,
-            ref_model=ref_model,
-            args=DPOConfig(**args),
-            train_dataset=data.train.select_columns(columns),
-            eval_dataset=data.validation.select_columns(columns) if has_eval else None,
-            processing_class=tokenizer,
-            peft_config=peft_config,
-            callbacks=callbacks,
-        )
+        trainer_cls, config_cls = _dpo_trainer_class(), DPOConfig
+        # None: TRL uses the base with adapters disabled (LoRA) or a frozen copy of the model (full)
+        extra = {"ref_model": load_model(cfg, name=cfg.dpo.ref_model) if cfg.dpo.ref_model else None}
+        columns = ["prompt_ids", "chosen_ids", "rejected_ids"]
+    trainer = trainer_cls(
+        model=model,
+        args=config_cls(**args),
+        train_dataset=data.train.select_columns(columns),
+        eval_dataset=data.validation.select_columns(columns) if has_eval else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+        **extra,
+    )
     for noisy in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(noisy)  # they print to stdout; our RunLogCallback replaces them
     return trainer, signals, nan_guard
