@@ -26,7 +26,8 @@ from typing import Any
 from sftkit import __version__
 from sftkit.console import status
 from sftkit.errors import EXIT_USAGE, SftkitError
-from sftkit.generation import LoadedModel, load, quiet_transformers
+from sftkit.generation import LoadedModel, load
+from sftkit.modeling import quiet_transformers
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: default largest absolute logit difference accepted between a float32 export and the un-merged model
@@ -265,18 +266,15 @@ def _write_metadata(folder: Path, loaded: LoadedModel, result: ExportResult) -> 
 
 def model_card(meta: dict[str, Any], export_info: dict[str, Any]) -> str:
     """A model card for an exported (merged) model: Hub front matter, training settings and results, usage."""
+    from sftkit.training.card import KINDS, front_matter, hub_id, table
+
     base = meta.get("model")
-    hub_base = base if base and "/" in base and not base.startswith((".", "/", "~")) and not base.endswith(".gguf") else None
+    hub_base = hub_id(base)
     trainer = meta.get("trainer_type") or "sft"
     tags = ["sftkit", "trl", trainer] + (["merged-lora"] if export_info.get("merged_lora") else [])
-    front = ["---", "library_name: transformers"]
-    if hub_base:
-        front.append(f"base_model: {hub_base}")
     dataset = meta.get("dataset")
-    if dataset and "/" in dataset and not dataset.startswith((".", "/", "~")) and "." not in Path(dataset).name:
-        front += ["datasets:", f"- {dataset}"]
-    front += ["tags:", *[f"- {t}" for t in tags], "pipeline_tag: text-generation", "---", ""]
-    kind = {"sft": "supervised fine-tuning (SFT)", "dpo": "direct preference optimisation (DPO)"}.get(trainer, trainer)
+    front = front_matter("transformers", base, dataset, tags)
+    kind = KINDS.get(trainer, trainer)
     origin = f" of [{hub_base}](https://huggingface.co/{hub_base})" if hub_base else (f" of {base}" if base else "")
     merged = " The LoRA adapter is merged into the base weights, so the model loads without peft." if export_info.get("merged_lora") else ""
     rows = [
@@ -296,16 +294,11 @@ def model_card(meta: dict[str, Any], export_info: dict[str, Any]) -> str:
         "",
         f"Trained with [sftkit](https://pypi.org/project/sftkit/) by {kind}{origin}.{merged}",
         "",
-        "## Training",
-        "",
-        "| setting | value |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in rows if v is not None],
-        "",
+        *table("Training", "setting", rows),
     ]
     metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if k.startswith(("eval_", "train_loss"))}
     if metrics:
-        body += ["## Results", "", "| metric | value |", "|---|---|", *[f"| {k} | {_fmt(v)} |" for k, v in metrics.items()], ""]
+        body += table("Results", "metric", [(k, _fmt(v)) for k, v in metrics.items()])
     body += [
         "## Use",
         "",

@@ -451,7 +451,7 @@ def load(
     """
     import torch
 
-    from sftkit.modeling import load_tokenizer
+    from sftkit.modeling import load_tokenizer, quiet_transformers
 
     info = info or locate(path_or_name)
     meta = info.metadata
@@ -518,35 +518,6 @@ def _model(info: RunInfo, path_or_name: str, torch_dtype: Any) -> Any:
         return AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
     except OSError as e:
         raise offline_error("model", info.base_model if info.is_adapter else path_or_name, e) from None
-
-
-class quiet_transformers:
-    """Keep transformers' progress bars ("Loading weights"), info chatter and deprecation notices (from inside
-    transformers and peft, not the user's to act on) off the user's terminal."""
-
-    def __enter__(self) -> "quiet_transformers":
-        import warnings
-
-        import transformers
-
-        self._warnings = warnings.catch_warnings()
-        self._warnings.__enter__()
-        warnings.simplefilter("ignore", FutureWarning)
-
-        self._level = transformers.logging.get_verbosity()
-        self._bars = transformers.utils.logging.is_progress_bar_enabled()
-        transformers.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-        return self
-
-    def __exit__(self, *exc: object) -> bool:
-        import transformers
-
-        transformers.logging.set_verbosity(self._level)
-        if self._bars:
-            transformers.utils.logging.enable_progress_bar()
-        self._warnings.__exit__(*exc)
-        return False
 
 
 def release_memory() -> None:

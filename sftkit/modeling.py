@@ -74,3 +74,32 @@ def tokenizer_for(cfg: Any) -> Any:
     """The tokenizer a RunConfig trains with."""
     m = cfg.model
     return load_tokenizer(m.tokenizer or m.name, m.revision if not m.tokenizer else None, m.trust_remote_code, m.chat_template)
+
+
+class quiet_transformers:
+    """Keep transformers' progress bars ("Loading weights"), info chatter and deprecation notices (from inside
+    transformers and peft, not the user's to act on) off the user's terminal."""
+
+    def __enter__(self) -> "quiet_transformers":
+        import warnings
+
+        import transformers
+
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.simplefilter("ignore", FutureWarning)
+
+        self._level = transformers.logging.get_verbosity()
+        self._bars = transformers.utils.logging.is_progress_bar_enabled()
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        import transformers
+
+        transformers.logging.set_verbosity(self._level)
+        if self._bars:
+            transformers.utils.logging.enable_progress_bar()
+        self._warnings.__exit__(*exc)
+        return False

@@ -4,10 +4,38 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from sftkit import __version__
 from sftkit.config import RunConfig
+
+
+#: what each trainer type is called in a model card
+KINDS = {"sft": "supervised fine-tuning (SFT)", "dpo": "direct preference optimisation (DPO)"}
+_FILE_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".gz", ".gguf")
+
+
+def hub_id(name: str | None) -> str | None:
+    """``name`` when it looks like a Hub repository id (``org/name``), not a local path, file or builtin."""
+    if not name or "/" not in name or name.startswith((".", "/", "~")) or name.endswith(_FILE_SUFFIXES):
+        return None
+    return None if Path(name).expanduser().exists() else name
+
+
+def front_matter(library: str, base: str | None, dataset: str | None, tags: list[str]) -> list[str]:
+    """The YAML header the Hub reads: library, base model and dataset (when they are Hub ids), tags."""
+    lines = ["---", f"library_name: {library}"]
+    if hub_id(base):
+        lines.append(f"base_model: {base}")
+    if hub_id(dataset):
+        lines += ["datasets:", f"- {dataset}"]
+    return lines + ["tags:", *[f"- {t}" for t in tags], "pipeline_tag: text-generation", "---", ""]
+
+
+def table(title: str, header: str, rows: list[tuple[str, Any]]) -> list[str]:
+    """A markdown section with a two-column table (rows with a None value are left out)."""
+    return [f"## {title}", "", f"| {header} | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows if v is not None], ""]
 
 
 def method_of(cfg: RunConfig) -> str:
@@ -51,16 +79,10 @@ def metadata(cfg: RunConfig, data: Any, metrics: dict[str, Any], started: float,
 
 
 def model_card(cfg: RunConfig, meta: dict[str, Any]) -> str:
-    base = cfg.model.name if cfg.model.name != "builtin:tiny" else None
+    base = hub_id(cfg.model.name)
     tags = ["sftkit", "trl", cfg.trainer_type] + (["lora", "peft"] if cfg.lora.enabled else [])
-    front = ["---", f"library_name: {'peft' if cfg.lora.enabled else 'transformers'}"]
-    if base:
-        front.append(f"base_model: {base}")
     dataset = meta.get("dataset")
-    if dataset and "/" in dataset and not dataset.startswith((".", "/")) and not dataset.endswith((".json", ".jsonl", ".csv", ".parquet", ".gz")):
-        front += ["datasets:", f"- {dataset}"]
-    front += ["tags:"] + [f"- {t}" for t in tags] + ["pipeline_tag: text-generation", "---", ""]
-    kind = {"sft": "supervised fine-tuning (SFT)", "dpo": "direct preference optimisation (DPO)"}[cfg.trainer_type]
+    front = front_matter("peft" if cfg.lora.enabled else "transformers", base, dataset, tags)
     rows = [
         ("method", meta["method"]),
         ("base model", cfg.model.name),
@@ -76,18 +98,13 @@ def model_card(cfg: RunConfig, meta: dict[str, Any]) -> str:
     body = [
         f"# {cfg.tracking.experiment_name or 'Fine-tuned model'}",
         "",
-        f"This model was trained with [sftkit](https://pypi.org/project/sftkit/) {__version__} by {kind}"
+        f"This model was trained with [sftkit](https://pypi.org/project/sftkit/) {__version__} by {KINDS[cfg.trainer_type]}"
         + (f" of [{base}](https://huggingface.co/{base})." if base else "."),
         "",
-        "## Training",
-        "",
-        "| setting | value |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in rows],
-        "",
+        *table("Training", "setting", rows),
     ]
     if metric_rows:
-        body += ["## Results", "", "| metric | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in metric_rows], ""]
+        body += table("Results", "metric", metric_rows)
     body += [
         "## Use",
         "",

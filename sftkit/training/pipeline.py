@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -218,7 +217,7 @@ def _save(cfg: RunConfig, trainer, tokenizer, data, run_dir: Path, metrics: dict
 
 
 class _quiet_libraries:
-    """Keep transformers/datasets progress bars and info chatter out of the user's way, and stdout clean.
+    """:class:`~sftkit.modeling.quiet_transformers`, plus no datasets progress bars and a clean stdout.
 
     Libraries print to stdout during training (trackio announces its dashboard there); stdout is for data,
     so while training runs whatever they print goes to stderr instead.
@@ -229,30 +228,16 @@ class _quiet_libraries:
         import sys
 
         import datasets
-        import transformers
 
-        self._stdout = contextlib.redirect_stdout(sys.stderr)
-        self._stdout.__enter__()
-        self._tf = transformers.logging.get_verbosity()
-        self._tf_bars = transformers.utils.logging.is_progress_bar_enabled()
-        transformers.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-        self._ds = datasets.utils.logging.is_progress_bar_enabled()
-        datasets.disable_progress_bars()
+        from sftkit.modeling import quiet_transformers
+
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(contextlib.redirect_stdout(sys.stderr))
+        self._stack.enter_context(quiet_transformers())
+        if datasets.utils.logging.is_progress_bar_enabled():
+            datasets.disable_progress_bars()
+            self._stack.callback(datasets.enable_progress_bars)
         return self
 
     def __exit__(self, *exc):
-        import datasets
-        import transformers
-
-        transformers.logging.set_verbosity(self._tf)
-        if self._tf_bars:
-            transformers.utils.logging.enable_progress_bar()
-        if self._ds:
-            datasets.enable_progress_bars()
-        self._stdout.__exit__(*exc)
-        return False
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return self._stack.__exit__(*exc)
