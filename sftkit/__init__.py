@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from sftkit.version import __version__
 
-_API = ("load_config", "prepare", "train", "evaluate", "load", "export_model", "Model")
+_API = ("load_config", "prepare", "train", "evaluate", "load", "export_model", "Model", "plan", "config_keys")
 _ERRORS = ("SftkitError", "ConfigError", "DataError", "InterruptedRun")
 __all__ = [*_API, *_ERRORS, "RunConfig", "__version__"]
 

@@ -1,4 +1,9 @@
-"""The Python API: the same engine the CLI runs, for notebooks and scripts.
+"""The Python API: one public function per command, the same path the CLI takes.
+
+Every ``sftkit`` command is a thin file in ``sftkit/cli/`` that parses its options, calls exactly one function
+here and prints what it returns; each function here calls one engine module (``sftkit.training``,
+``sftkit.data``, ``sftkit.evaluation``, ``sftkit.generation``, ``sftkit.export``). The engine never imports
+this module.
 
 ```python
 import sftkit
@@ -21,18 +26,52 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, overload
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, overload
 
 from sftkit.config import RunConfig
 from sftkit.errors import ConfigError
+from sftkit.sampling import DEFAULT_BATCH_SIZE, DEFAULTS
 
 if TYPE_CHECKING:  # pragma: no cover
     from sftkit.data.prepare import PreparedData
+    from sftkit.evaluation import EvalResult
     from sftkit.export import ExportResult
-    from sftkit.generation import GenerationStats, LoadedModel
+    from sftkit.generation import ChatSession, LoadedModel
+    from sftkit.resolve import Resolved
+    from sftkit.sampling import GenerationStats, SamplingOptions
     from sftkit.training.pipeline import TrainResult
 
 FormattingFunc = Callable[[dict[str, Any]], Any]
+
+
+def _console(progress: bool | str) -> Any:
+    if not progress:
+        return None
+    from sftkit.console import console
+
+    return console
+
+
+# -- configuration ------------------------------------------------------------------------------------
+
+
+def resolve(
+    preset: str | None = None,
+    config: str | Path | None = None,
+    sets: Iterable[str] = (),
+    flags: Mapping[str, tuple[str, Any]] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    complete: bool = True,
+) -> "Resolved":
+    """The resolved config with where each value came from (what ``--dry-run --json`` shows).
+
+    ``sets`` are ``key=value`` texts as ``--set`` takes them; ``flags`` map a flag name to ``(key, value)``
+    with the value already typed; ``overrides`` map keys to typed values.
+    """
+    from sftkit.resolve import resolve_config
+
+    return resolve_config(preset=preset, config_file=config, sets=sets, flags=flags, overrides=overrides, complete=complete)
 
 
 def load_config(
@@ -47,15 +86,52 @@ def load_config(
 
     ``overrides`` is ``{"train.learning_rate": 1e-4}`` or ``["train.learning_rate=1e-4"]`` (like ``--set``).
     """
-    from sftkit.resolve import resolve_config
-
     mapping = overrides if isinstance(overrides, Mapping) else None
     sets = list(overrides) if overrides is not None and mapping is None else []
     flags = {
         "trainer_type=": ("trainer_type", trainer_type),
         "output_dir=": ("train.output_dir", str(output_dir) if output_dir is not None else None),
     }
-    return resolve_config(preset=preset, config_file=config, sets=sets, flags=flags, overrides=mapping).config
+    return resolve(preset, config, sets, flags, mapping).config
+
+
+def plan(config: RunConfig) -> dict[str, Any]:
+    """What ``train`` would do, without loading a model: the config, and the real TRL, peft and loading
+    arguments built from it (an argument the installed TRL or peft rejects raises a ConfigError here)."""
+    from sftkit.training.plan import training_plan
+
+    return training_plan(config)
+
+
+def config_keys(section: str | None = None) -> list[dict[str, Any]]:
+    """Every config key (or one section's) with its type, default and documentation."""
+    from sftkit.config import SECTIONS, key_docs
+
+    if section is not None and section not in SECTIONS and section != "trainer_type":
+        import difflib
+
+        close = difflib.get_close_matches(section, [*SECTIONS, "trainer_type"], n=1)
+        raise ConfigError(f"unknown config section {section!r}", hint=f"did you mean {close[0]}?" if close else f"sections: {', '.join(SECTIONS)}")
+    return key_docs(section)
+
+
+def list_presets() -> list[dict[str, Any]]:
+    """Every preset found on disk (built-in and user folders), each with its description and method."""
+    from sftkit.presets import describe, discover
+
+    return [describe(p) for p in discover().values()]
+
+
+def show_preset(name: str) -> dict[str, Any]:
+    """A preset fully resolved (with what it extends) and where each value comes from."""
+    from sftkit.presets import describe, find
+
+    info = describe(find(name))
+    resolved = resolve(preset=name, complete=False)
+    return {**info, "config": resolved.config.to_dict(), "sources": resolved.sources}
+
+
+# -- the commands -------------------------------------------------------------------------------------
 
 
 def _with_formatter(cfg: RunConfig, formatting_func: FormattingFunc | str | None) -> RunConfig:
@@ -82,13 +158,17 @@ def prepare(
     *,
     formatting_func: FormattingFunc | str | None = None,
     output: str | Path | None = None,
-    force: bool = False,
+    overwrite: bool = False,
 ) -> "PreparedData":
-    """Prepare (or reuse) the tokenised dataset; ``formatting_func(row) -> text or messages`` replaces format detection."""
+    """Prepare (or reuse) the tokenised dataset; ``formatting_func(row) -> text or messages`` replaces format detection.
+
+    ``overwrite=True`` prepares again even when a prepared folder with the same inputs exists.
+    """
     from sftkit.data.prepare import prepare_data
+    from sftkit.modeling import tokenizer_for
 
     cfg = _with_formatter(config, formatting_func)
-    return prepare_data(cfg, output=Path(output) if output else None, force=force)
+    return prepare_data(cfg, tokenizer=tokenizer_for(cfg), output=Path(output) if output else None, force=overwrite)
 
 
 def train(
@@ -98,43 +178,59 @@ def train(
     resume: str | None = None,
     overwrite: bool = False,
     progress: bool | str = False,
+    nproc: int = 1,
+    nnodes: int = 1,
+    node_rank: int = 0,
+    master_addr: str = "127.0.0.1",
+    master_port: int = 29500,
 ) -> "TrainResult":
     """Train (SFT or DPO by ``config.trainer_type``); returns the run folder, model folder and final metrics.
 
     ``resume``: ``"latest"`` or a checkpoint folder. ``progress``: ``True`` prints timestamped progress lines
-    to stderr, ``"live"`` a live progress display (on a terminal), ``False`` nothing.
+    to stderr, ``"live"`` a live progress display (on a terminal), ``False`` nothing. ``nproc`` x ``nnodes``
+    above 1 runs DDP through torchrun.
     """
-    from sftkit.training.pipeline import train as _train
+    from sftkit.training.launch import Processes, launch
 
-    console = None
-    if progress:
-        from sftkit.console import console
     cfg = _with_formatter(config, formatting_func)
-    return _train(cfg, resume=resume, overwrite=overwrite, console=console, live=progress == "live")
+    processes = Processes(nproc, nnodes, node_rank, master_addr, master_port)
+    return launch(cfg, resume=resume, overwrite=overwrite, processes=processes, console=_console(progress), live=progress == "live")
 
 
 def evaluate(
     run: str | Path,
     *,
     data: str | Path | None = None,
+    split: str | None = None,
     compare: str | None = None,
+    template: str | None = None,
     batch_size: int | None = None,
+    max_new_tokens: int | None = None,
     generate: bool = True,
+    output: str | Path | None = None,
     write: bool = True,
-) -> dict[str, Any]:
+    progress: bool = False,
+) -> "EvalResult":
     """The figures ``sftkit eval`` reports (eval_loss, eval_perplexity, ..., exact_match when there are references).
 
-    With ``compare``, the base model's figures are under the ``"base"`` key.
+    The result reads as a dict of the figures (``result["eval_loss"]``); with ``compare``, the base model's
+    figures are under ``result["base"]``. It also holds the predictions and where the JSON was written.
     """
     from sftkit.evaluation import evaluate as _evaluate
 
-    result = _evaluate(
-        str(run), data=str(data) if data else None, compare=compare, batch_size=batch_size, generate=generate, write=write
+    return _evaluate(
+        str(run),
+        data=str(data) if data else None,
+        split=split,
+        compare=compare,
+        template=template,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        generate=generate,
+        output=Path(output) if output else None,
+        write=write,
+        console=_console(progress),
     )
-    out = dict(result.metrics)
-    if result.base is not None:
-        out["base"] = dict(result.base.metrics)
-    return out
 
 
 class Model:
@@ -166,35 +262,49 @@ class Model:
         self,
         prompts: Any,
         *,
-        batch_size: int = 8,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        repetition_penalty: float = 1.0,
-        seed: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_new_tokens: int = DEFAULTS.max_new_tokens,
+        temperature: float = DEFAULTS.temperature,
+        top_p: float = DEFAULTS.top_p,
+        top_k: int = DEFAULTS.top_k,
+        repetition_penalty: float = DEFAULTS.repetition_penalty,
+        seed: int | None = DEFAULTS.seed,
     ) -> Any:
         """One prompt -> one response; a list -> responses in order, ``batch_size`` prompts per forward pass.
 
         A prompt is an instruction string or a list of chat messages. Greedy unless ``temperature > 0``.
         """
-        from sftkit.generation import GenerationStats, SamplingOptions
+        from sftkit.sampling import GenerationStats, SamplingOptions
 
         single = isinstance(prompts, str) or (
             isinstance(prompts, list) and bool(prompts) and isinstance(prompts[0], dict)
         )
-        options = SamplingOptions(
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            repetition_penalty=repetition_penalty,
-            seed=seed,
-        )
+        options = SamplingOptions(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         stats = GenerationStats()
-        out = self.loaded.generate([prompts] if single else list(prompts), batch_size=batch_size, options=options, stats=stats)
+        out = list(self.generate_iter([prompts] if single else list(prompts), batch_size=batch_size, options=options, stats=stats))
         self.last_stats = stats
         return out[0] if single else out
+
+    def generate_iter(
+        self,
+        prompts: Iterable[Any],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        options: "SamplingOptions | None" = None,
+        stats: "GenerationStats | None" = None,
+    ) -> Iterator[str]:
+        """Responses in input order, each batch yielded as it finishes; ``prompts`` may be read lazily (a pipe)."""
+        return self.loaded.generate_iter(prompts, batch_size=batch_size, options=options, stats=stats)
+
+    def stream(self, prompt: Any, options: "SamplingOptions | None" = None) -> Iterator[str]:
+        """Pieces of one response as they are generated."""
+        return self.loaded.stream(prompt, options)
+
+    def chat(self, options: "SamplingOptions | None" = None, system: str | None = None) -> "ChatSession":
+        """A multi-turn conversation: ``for piece in session.send("hi"): ...``."""
+        from sftkit.generation import ChatSession
+
+        return ChatSession(self.loaded, options, system)
 
 
 def load(run_or_model: str | Path, *, template: str | None = None, device: str | None = None) -> Model:
@@ -211,9 +321,25 @@ def export_model(
     dtype: str = "auto",
     max_shard_size: str = "5GB",
     overwrite: bool = False,
+    check: bool = True,
+    tolerance: float | None = None,
     push_to_hub: str | None = None,
+    public: bool = False,
+    progress: bool = False,
 ) -> "ExportResult":
     """Merge adapters and write a standalone model folder (checked against the un-merged model's logits)."""
+    from sftkit.export import DEFAULT_TOLERANCE
     from sftkit.export import export as _export
 
-    return _export(str(run), output, dtype=dtype, max_shard_size=max_shard_size, overwrite=overwrite, push_to_hub=push_to_hub)
+    return _export(
+        str(run),
+        output,
+        dtype=dtype,
+        max_shard_size=max_shard_size,
+        overwrite=overwrite,
+        check=check,
+        tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+        push_to_hub=push_to_hub,
+        public=public,
+        console=_console(progress),
+    )

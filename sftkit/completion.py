@@ -2,7 +2,8 @@
 
 The scripts in ``completions/`` are the output of ``python -m sftkit.completion completions/``; a test
 regenerates them and fails when they are stale. Preset names are completed by asking
-``sftkit presets list --names`` at completion time, so new preset files need no regeneration.
+``sftkit presets list --names`` at completion time, so new preset files need no regeneration; ``--set``
+completes every config key (``train.lea`` -> ``train.learning_rate=``) from the schema.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 
 PRESET_OPTIONS = ("--preset", "-p")
+SET_OPTIONS = ("--set", "-s")
 PATH_OPTIONS = ("--config", "-c", "--output-dir", "-o", "--output", "--data", "--deepspeed", "--from-legacy", "--config-path")
 
 
@@ -58,6 +60,12 @@ def _all(node: Cmd) -> list[Cmd]:
     return out
 
 
+def set_words() -> list[str]:
+    from sftkit.config import all_keys
+
+    return [f"{k}=" for k in all_keys()]
+
+
 def bash_script(root: Cmd) -> str:
     cases = []
     for node in _all(root):
@@ -72,9 +80,12 @@ _sftkit_complete() {{
     case "$prev" in
         {"|".join(PRESET_OPTIONS)})
             COMPREPLY=( $(compgen -W "$(sftkit presets list --names 2>/dev/null)" -- "$cur") ); return ;;
+        {"|".join(SET_OPTIONS)})
+            compopt -o nospace 2>/dev/null
+            COMPREPLY=( $(compgen -W "{" ".join(set_words())}" -- "$cur") ); return ;;
         {"|".join(PATH_OPTIONS)})
             COMPREPLY=( $(compgen -f -- "$cur") ); return ;;
-        {"|".join(o for o in value_opts if o not in PRESET_OPTIONS + PATH_OPTIONS)})
+        {"|".join(o for o in value_opts if o not in PRESET_OPTIONS + PATH_OPTIONS + SET_OPTIONS)})
             return ;;
     esac
     path=""
@@ -107,6 +118,8 @@ def zsh_script(root: Cmd) -> str:
             if takes:
                 if set(names) & set(PRESET_OPTIONS):
                     action = ":preset:($(sftkit presets list --names 2>/dev/null))"
+                elif set(names) & set(SET_OPTIONS):
+                    action = ":key:(" + " ".join(set_words()) + ")"
                 elif set(names) & set(PATH_OPTIONS):
                     action = ":file:_files"
                 else:
@@ -160,6 +173,8 @@ def fish_script(root: Cmd) -> str:
             if takes:
                 if set(names) & set(PRESET_OPTIONS):
                     extra = " -x -a '(sftkit presets list --names 2>/dev/null)'"
+                elif set(names) & set(SET_OPTIONS):
+                    extra = " -x -a '" + " ".join(set_words()) + "'"
                 elif set(names) & set(PATH_OPTIONS):
                     extra = " -r -F"
                 else:

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sftkit.errors import Problem
 
 TrainerType = Literal["sft", "dpo"]
+#: weight dtypes a model can be loaded or exported in (``auto``: the checkpoint's own or the precision's)
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 TrackingBackend = Literal["trackio", "tensorboard", "wandb", "none"]
 Scheduler = Literal[
     "cosine",
@@ -49,7 +51,7 @@ DataFormat = Literal[
 class Section(BaseModel):
     """Base for config sections: unknown keys are errors, docstrings under fields are the docs."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=True, allow_inf_nan=False)
 
 
 class ModelConfig(Section):
@@ -65,7 +67,7 @@ class ModelConfig(Section):
     trust_remote_code: bool = False
     """Allow model code from the Hub to run. Only set this for repositories you trust."""
 
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: Dtype = "auto"
     """Weights dtype when loading: ``auto`` uses bf16/fp16 when that precision is on, else float32."""
 
     flash_attention: bool = False
@@ -324,8 +326,12 @@ class RunConfig(Section):
     dpo: DpoConfig = Field(default_factory=DpoConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
-    def problems(self) -> list[Problem]:
-        """Cross-field rules. Each problem names the key(s) to change."""
+    def problems(self, complete: bool = True) -> list[Problem]:
+        """Cross-field rules. Each problem names the key(s) to change.
+
+        ``complete=False`` checks a partial config (a preset that leaves the model or the data to the user):
+        only "no model" and "no data" are not problems then.
+        """
         out: list[Problem] = []
         t, lo, d = self.train, self.lora, self.dpo
         if t.fp16 and t.bf16:
@@ -393,15 +399,26 @@ class RunConfig(Section):
                         hint="lower dpo.max_prompt_length",
                     )
                 )
-        if not self.model.name:
-            out.append(Problem("no model is set", key="model.name", hint="pass --set model.name=<hub id or folder> or use a preset"))
+        if not self.model.name and complete:
+            out.append(Problem("no model is set", key="model.name", hint="set model.name to a Hub id or a local folder, or start from a preset"))
         if self.data.dataset and self.data.train_file:
             out.append(
                 Problem("both data.dataset and data.train_file are set", key="data.train_file", hint="keep one of them")
             )
-        if t.load_best_model_at_end and not (
-            self.data.validation_file or self.data.validation_split or self.data.validation_fraction
-        ):
+        elif not (self.data.dataset or self.data.train_file) and complete:
+            out.append(
+                Problem("no training data is set", key="data.dataset", hint="set data.dataset to a file, a folder, a Hub dataset id or builtin:tiny")
+            )
+        validation = [k for k, v in self.validation_sources().items() if v]
+        if len(validation) > 1:
+            out.append(
+                Problem(
+                    f"validation data is given {len(validation)} ways ({', '.join(validation)})",
+                    key=", ".join(validation),
+                    hint="keep one of data.validation_file, data.validation_split and data.validation_fraction",
+                )
+            )
+        if t.load_best_model_at_end and not self.has_validation:
             out.append(
                 Problem(
                     "best-model selection needs validation data",
@@ -411,10 +428,14 @@ class RunConfig(Section):
             )
         return out
 
+    def validation_sources(self) -> dict[str, Any]:
+        """The three ways validation data can be given, by key (at most one may be set)."""
+        d = self.data
+        return {"data.validation_file": d.validation_file, "data.validation_split": d.validation_split, "data.validation_fraction": d.validation_fraction}
+
     @property
     def has_validation(self) -> bool:
-        d = self.data
-        return bool(d.validation_file or d.validation_split or d.validation_fraction)
+        return any(self.validation_sources().values())
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -437,13 +458,103 @@ def all_keys() -> list[str]:
     return keys
 
 
-def field_doc(key: str) -> str:
-    """The docstring of a dotted key, for help and error hints."""
+def field_info(key: str) -> Any:
+    """The pydantic FieldInfo of a dotted key (``train.learning_rate``), or None for an unknown key."""
     section, _, name = key.partition(".")
     info = RunConfig.model_fields.get(section)
+    if info is None or not name:
+        return info
+    ann = info.annotation
+    if not (isinstance(ann, type) and issubclass(ann, Section)):
+        return None
+    return ann.model_fields.get(name)
+
+
+def field_doc(key: str) -> str:
+    """The docstring of a dotted key, for help and error hints."""
+    info = field_info(key)
+    return (info.description or "") if info is not None else ""
+
+
+def type_members(annotation: Any) -> tuple[Any, ...]:
+    """The members of a union (``str | None`` -> (str, NoneType)); a single type as a 1-tuple."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def is_text_key(key: str) -> bool:
+    """True when a key's value is text (a string, optional string or choice of strings): ``--set`` takes it as written."""
+    import typing
+
+    info = field_info(key)
     if info is None:
-        return ""
-    if not name:
-        return info.description or ""
-    sub = info.annotation.model_fields.get(name)  # type: ignore[union-attr]
-    return (sub.description or "") if sub else ""
+        return False
+    members = [a for a in type_members(info.annotation) if a is not type(None)]
+    if not members:
+        return False
+    for a in members:
+        if a is str:
+            continue
+        if typing.get_origin(a) is Literal and all(isinstance(v, str) for v in typing.get_args(a)):
+            continue
+        return False
+    return True
+
+
+def is_optional_key(key: str) -> bool:
+    info = field_info(key)
+    return info is not None and type(None) in type_members(info.annotation)
+
+
+def type_text(key: str) -> str:
+    """A key's type as users read it: ``int > 0``, ``float``, ``text``, ``one of: a, b``, ``list of text``..."""
+    import typing
+
+    info = field_info(key)
+    if info is None:
+        return "?"
+    parts = []
+    for a in type_members(info.annotation):
+        if a is type(None):
+            continue
+        if typing.get_origin(a) is Literal:
+            parts.append("one of: " + ", ".join(str(v) for v in typing.get_args(a)))
+        elif typing.get_origin(a) is list:
+            parts.append("list of text")
+        elif typing.get_origin(a) is dict:
+            parts.append("mapping")
+        else:
+            parts.append({str: "text", int: "integer", float: "number", bool: "true/false"}.get(a, getattr(a, "__name__", str(a))))
+    bounds = [f"{op} {getattr(m, attr)}" for m in info.metadata for attr, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")) if getattr(m, attr, None) is not None]
+    text = " or ".join(parts)
+    if bounds:
+        text += " " + ", ".join(bounds)
+    if type(None) in type_members(info.annotation):
+        text += " (or null)"
+    return text
+
+
+def key_docs(section: str | None = None) -> list[dict[str, Any]]:
+    """Every key (or a section's keys) with its type, default and doc, for ``sftkit config keys``."""
+    out = []
+    for key in all_keys():
+        if section and key.split(".")[0] != section:
+            continue
+        info = field_info(key)
+        if info is None or (isinstance(info.annotation, type) and issubclass(info.annotation, Section)):
+            continue
+        default = info.get_default(call_default_factory=True)
+        out.append({"key": key, "type": type_text(key), "default": default, "doc": " ".join((info.description or "").split())})
+    return out
+
+
+SECTIONS = tuple(
+    name
+    for name, info in RunConfig.model_fields.items()
+    if isinstance(info.annotation, type) and issubclass(info.annotation, Section)
+)

@@ -27,13 +27,16 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sftkit.console import status
 from sftkit.errors import EXIT_USAGE, SftkitError
-from sftkit.generation import LoadedModel, RunInfo, SamplingOptions, load, locate, release_memory
+from sftkit import layout
+from sftkit.generation import LoadedModel, load, release_memory
+from sftkit.runinfo import RunInfo, locate
+from sftkit.sampling import SamplingOptions
 
-IGNORE_INDEX = -100
 #: ``compare`` value meaning "the model the run started from"
 BASE = "base"
 
@@ -59,9 +62,13 @@ class EvalRows:
         return out
 
 
-@dataclass
-class EvalResult:
-    """The figures for one model; ``base`` holds the compared base model's, when asked for."""
+@dataclass(eq=False)
+class EvalResult(Mapping):
+    """The figures for one model; ``base`` holds the compared base model's, when asked for.
+
+    It reads as a mapping of the figures too: ``result["eval_loss"]``, and ``result["base"]`` for the base
+    model's figures (a dict) when one was compared.
+    """
 
     model: str
     data: str
@@ -82,6 +89,21 @@ class EvalResult:
         if predictions:
             out["predictions"] = self.predictions
         return out
+
+    def figures(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.metrics)
+        if self.base is not None:
+            out["base"] = dict(self.base.metrics)
+        return out
+
+    def __getitem__(self, key: str) -> Any:
+        return self.figures()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.figures())
+
+    def __len__(self) -> int:
+        return len(self.figures())
 
 
 def evaluate(
@@ -108,10 +130,10 @@ def evaluate(
     """
     info = locate(target)
     if data is None and info.run_dir is None:
-        raise SftkitError(f"{target} is not a run folder, so it has no validation split", hint="pass --data FILE with rows to evaluate on")
+        raise SftkitError(f"{target} is not a run folder, so it has no validation split", hint="give rows to evaluate on as data (sftkit eval --data FILE)")
     cfg = _config(info, target, template)
     if batch_size is not None and batch_size < 1:
-        raise SftkitError(f"--batch-size must be at least 1, got {batch_size}", exit_code=EXIT_USAGE)
+        raise SftkitError(f"batch_size must be at least 1, got {batch_size}", exit_code=EXIT_USAGE)
     batch_size = batch_size or cfg.train.eval_batch_size or cfg.train.batch_size or 8
     base_name = _base_name(compare, info) if compare else None
     with status(console, "loading the model…"):
@@ -131,7 +153,7 @@ def evaluate(
         del base
         release_memory()
     if write and (output is not None or info.run_dir is not None):
-        result.path = Path(output) if output else Path(info.run_dir) / "eval" / f"{rows.name}.json"  # type: ignore[arg-type]
+        result.path = Path(output) if output else layout.eval_file(info.run_dir, rows.name)  # type: ignore[arg-type]
         from sftkit.yamlio import atomic_write_text
 
         atomic_write_text(result.path, json.dumps(result.as_dict(), indent=2, ensure_ascii=False) + "\n")
@@ -142,30 +164,38 @@ def evaluate(
 
 
 def _config(info: RunInfo, target: str, template: str | None) -> Any:
-    """The run's resolved config (paths made to point into the run folder), or one for a bare model."""
+    """The run's resolved config (paths made to point into the run folder), or one for a bare model.
+
+    Values reach the config as the types they are (never re-encoded as ``--set`` text), so a template that
+    starts with ``#`` or a system prompt holding ``": "`` arrive as written.
+    """
     from sftkit.resolve import resolve_config
 
-    sets = [f"data.template={template}"] if template else []
-    if info.run_dir is not None and (Path(info.run_dir) / "sftkit.yaml").exists():
+    overrides: dict[str, Any] = {"data.template": template} if template else {}
+    if info.run_dir is not None and layout.run_config(info.run_dir).exists():
         run_dir = Path(info.run_dir)
-        cfg = resolve_config(config_file=run_dir / "sftkit.yaml", sets=sets, check=False).config
+        cfg = resolve_config(config_file=layout.run_config(run_dir), overrides=overrides, check=False).config
         d = cfg.data
         return cfg.model_copy(
             update={
                 "train": cfg.train.model_copy(update={"output_dir": str(run_dir)}),
-                "data": d.model_copy(update={"prepared_dir": d.prepared_dir or str(run_dir / "prepared")}),
+                "data": d.model_copy(update={"prepared_dir": d.prepared_dir or str(layout.prepared_dir(run_dir))}),
             }
         )
     model_name = str(info.model_dir) if info.is_local else target
     meta = info.metadata
     if meta.get("model") and info.is_adapter:
         model_name = meta["model"]
-    sets = [f"model.name={model_name}", f"trainer_type={meta.get('trainer_type') or 'sft'}"] + [
-        f"data.template={template or meta.get('template') or 'auto'}"
-    ]
+    overrides = {
+        "model.name": model_name,
+        "trainer_type": meta.get("trainer_type") or "sft",
+        "data.template": template or meta.get("template") or "auto",
+    }
     if meta.get("system_prompt"):
-        sets.append(f"data.system_prompt={meta['system_prompt']}")
-    return resolve_config(sets=sets, check=False).config
+        overrides["data.system_prompt"] = meta["system_prompt"]
+    if meta.get("response_marker") and not template:
+        overrides["data.response_marker"] = meta["response_marker"]
+    return resolve_config(overrides=overrides, check=False).config
 
 
 def eval_rows(cfg: Any, info: RunInfo, tokenizer: Any, *, data: str | None = None, split: str | None = None) -> EvalRows:
@@ -176,7 +206,7 @@ def eval_rows(cfg: Any, info: RunInfo, tokenizer: Any, *, data: str | None = Non
         if not cfg.has_validation:
             raise SftkitError(
                 f"the run in {info.run_dir} has no validation data",
-                hint="pass --data FILE with rows to evaluate on (or train with data.validation_fraction / validation_split)",
+                hint="give rows to evaluate on as data (sftkit eval --data FILE), or train with data.validation_fraction or data.validation_split",
             )
         prepared = prepare_data(cfg, tokenizer=_training_tokenizer(cfg, tokenizer))
         assert prepared.validation is not None
@@ -226,7 +256,7 @@ def _base_name(compare: str, info: RunInfo) -> str:
         return compare
     base = info.base_model
     if not base:
-        raise SftkitError(f"{info.model_dir} does not record the model it started from", hint="name it: --compare ORG/NAME")
+        raise SftkitError(f"{info.model_dir} does not record the model it started from", hint="name the base model to compare with (sftkit eval --compare ORG/NAME)")
     return base
 
 
@@ -258,69 +288,10 @@ def _measure(model: LoadedModel, rows: EvalRows, label: str, batch_size: int, ma
 
 def loss_metrics(model: LoadedModel, rows: EvalRows, batch_size: int) -> dict[str, float]:
     """eval_loss (mean cross-entropy per trained token), eval_perplexity, eval_runtime, eval_samples_per_second."""
-    if not rows.rows:
-        raise SftkitError("there are no rows to evaluate", hint="check the data file or the run's validation split")
-    started = time.perf_counter()
-    extra: dict[str, float] = {}
-    if rows.trainer_type == "dpo":
-        chosen = [_pair_row(r, "chosen_ids") for r in rows.rows]
-        rejected = [_pair_row(r, "rejected_ids") for r in rows.rows]
-        logp_c, n_c = _sequence_logprobs(model, chosen, batch_size)
-        logp_r, _ = _sequence_logprobs(model, rejected, batch_size)
-        total, count = sum(logp_c), sum(n_c)
-        extra["eval_preference_accuracy"] = sum(c > r for c, r in zip(logp_c, logp_r, strict=True)) / len(rows.rows)
-    else:
-        logps, counts = _sequence_logprobs(model, rows.rows, batch_size)
-        total, count = sum(logps), sum(counts)
-    runtime = time.perf_counter() - started
-    if count == 0:
-        raise SftkitError("the rows have no trained tokens to compute a loss on", hint="check data.completion_only_loss and the template")
-    loss = -total / count
-    return {
-        "eval_loss": loss,
-        "eval_perplexity": math.exp(loss) if loss < 700 else math.inf,
-        "eval_runtime": round(runtime, 4),
-        "eval_samples_per_second": round(len(rows.rows) / runtime, 3) if runtime else 0.0,
-        "eval_tokens": count,
-        **extra,
-    }
-
-
-def _pair_row(row: dict[str, Any], side: str) -> dict[str, Any]:
-    prompt = row["prompt_ids"]
-    return {"input_ids": prompt + row[side], "labels": [IGNORE_INDEX] * len(prompt) + row[side]}
-
-
-def _sequence_logprobs(model: LoadedModel, rows: list[dict[str, Any]], batch_size: int) -> tuple[list[float], list[int]]:
-    """Per row: the summed log-probability of its trained tokens (labels != -100) and how many there are."""
-    import torch
+    from sftkit.scoring import loss_figures
 
     pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
-    device = model.model.device
-    sums: list[float] = []
-    counts: list[int] = []
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size]
-        width = max(len(r["input_ids"]) for r in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, r in enumerate(batch):
-            n = len(r["input_ids"])
-            ids[i, :n] = torch.tensor(r["input_ids"])
-            labels[i, :n] = torch.tensor(r["labels"])
-            mask[i, :n] = 1
-        ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
-        with torch.inference_mode():
-            logits = model.model(input_ids=ids, attention_mask=mask).logits
-            for i in range(len(batch)):
-                target = labels[i, 1:]
-                keep = target != IGNORE_INDEX
-                logp = torch.log_softmax(logits[i, :-1][keep].float(), dim=-1)
-                picked = logp.gather(-1, target[keep].unsqueeze(-1)).squeeze(-1)
-                sums.append(float(picked.sum()))
-                counts.append(int(keep.sum()))
-    return sums, counts
+    return loss_figures(model.model, rows.rows, rows.trainer_type, batch_size, pad)
 
 
 def generation_metrics(

@@ -17,19 +17,22 @@ from __future__ import annotations
 
 import json
 import os
+import typing
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sftkit import __version__
+from sftkit.version import __version__
+from sftkit import layout
+from sftkit.config import Dtype
 from sftkit.console import status
 from sftkit.errors import EXIT_USAGE, SftkitError
 from sftkit.generation import LoadedModel, load
 from sftkit.modeling import quiet_transformers
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+DTYPES = typing.get_args(Dtype)
 #: default largest absolute logit difference accepted between a float32 export and the un-merged model
 DEFAULT_TOLERANCE = 1e-3
 #: prompts the export is checked on (rendered with the run's template)
@@ -74,7 +77,7 @@ def export(
     """Export ``target`` (a run, model folder or Hub id) to ``output``; see the module docstring."""
     out = Path(output).expanduser()
     if dtype not in DTYPES:
-        raise SftkitError(f"unknown --dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}", exit_code=EXIT_USAGE)
+        raise SftkitError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}", exit_code=EXIT_USAGE)
     _check_output(out, overwrite)
     _check_shard_size(max_shard_size)
     if push_to_hub:
@@ -82,7 +85,7 @@ def export(
     with status(console, f"loading {target}…"):
         loaded = load(target, dtype="float32", device=device)
     if out.resolve() == Path(str(loaded.info.model_dir)).resolve():
-        raise SftkitError("--output is the model folder being exported", hint="choose another folder")
+        raise SftkitError("the output folder is the model folder being exported", hint="choose another output folder")
     inputs = _check_inputs(loaded) if check else []
     reference = _logits(loaded.model, inputs) if check else []
     torch_dtype = _target_dtype(dtype, loaded)
@@ -104,7 +107,7 @@ def export(
             if result.tolerance is not None and result.max_abs_diff > tolerance:
                 raise SftkitError(
                     f"the exported model's logits differ from the un-merged model's by {result.max_abs_diff:.3g} (tolerance {tolerance:g})",
-                    hint="nothing was written; report this with --debug output, or raise --tolerance if the difference is expected",
+                    hint="nothing was written; report this with --debug output, or raise the tolerance if the difference is expected",
                 )
         _write_metadata(tmp, loaded, result)
         result.files = sorted(p.name for p in tmp.iterdir())
@@ -124,9 +127,9 @@ def export(
 
 def _check_output(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
-        raise SftkitError(f"{out} exists and is a file", hint="choose another --output folder")
+        raise SftkitError(f"{out} exists and is a file", hint="choose another output folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise SftkitError(f"{out} exists and is not empty", hint="choose another --output folder, or pass --overwrite to replace it")
+        raise SftkitError(f"{out} exists and is not empty", hint="choose another output folder, or replace it (overwrite=True; --overwrite on the command line)")
 
 
 def _check_shard_size(size: str) -> None:
@@ -135,7 +138,7 @@ def _check_shard_size(size: str) -> None:
     try:
         convert_file_size_to_int(size)
     except ValueError:
-        raise SftkitError(f"--max-shard-size {size!r} is not a size", hint="use a number and a unit, e.g. 2GB or 500MB", exit_code=EXIT_USAGE) from None
+        raise SftkitError(f"max_shard_size {size!r} is not a size", hint="use a number and a unit, e.g. 2GB or 500MB", exit_code=EXIT_USAGE) from None
 
 
 def _check_hub(repo: str) -> None:
@@ -147,11 +150,11 @@ def _check_hub(repo: str) -> None:
     try:
         validate_repo_id(repo)
     except Exception as e:  # noqa: BLE001 - HFValidationError, one line is enough
-        raise SftkitError(f"--push-to-hub {repo!r} is not a valid repository id ({e})", hint="use NAME or ORG/NAME", exit_code=EXIT_USAGE) from None
+        raise SftkitError(f"push_to_hub {repo!r} is not a valid repository id ({e})", hint="use NAME or ORG/NAME", exit_code=EXIT_USAGE) from None
     if not hub.hub_reachable():
         raise SftkitError(
             "cannot push to the Hugging Face Hub: it is not reachable (offline, or HF_HUB_OFFLINE=1)",
-            hint="export without --push-to-hub now; upload later with `hf upload REPO DIR` once online",
+            hint="export without pushing now (no --push-to-hub); upload later with `hf upload REPO DIR` once online",
         )
     if not huggingface_hub.get_token():
         raise SftkitError("cannot push to the Hugging Face Hub: not logged in", hint="run `hf auth login` or set HF_TOKEN")
@@ -176,7 +179,8 @@ def _target_dtype(dtype: str, loaded: LoadedModel) -> Any:
     from transformers import AutoConfig
 
     from sftkit.hub import local_only
-    from sftkit.modeling import is_local, resolve_model_path
+    from sftkit.modeling import resolve_model_path
+    from sftkit.names import is_local
 
     info = loaded.info
     name = info.base_model if info.is_adapter else str(info.model_dir)
@@ -259,69 +263,11 @@ def _write_metadata(folder: Path, loaded: LoadedModel, result: ExportResult) -> 
         "tolerance": result.tolerance,
     }
     if meta:
-        name = f"{meta.get('trainer_type') or 'sft'}_metadata.json"
+        name = layout.metadata_name(meta.get("trainer_type") or "sft")
         (folder / name).write_text(json.dumps({**meta, "export": info}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (folder / "README.md").write_text(model_card(meta, info), encoding="utf-8")  # the folder as a whole is renamed into place
+    from sftkit.card import export_card
 
-
-def model_card(meta: dict[str, Any], export_info: dict[str, Any]) -> str:
-    """A model card for an exported (merged) model: Hub front matter, training settings and results, usage."""
-    from sftkit.training.card import KINDS, front_matter, hub_id, table
-
-    base = meta.get("model")
-    hub_base = hub_id(base)
-    trainer = meta.get("trainer_type") or "sft"
-    tags = ["sftkit", "trl", trainer] + (["merged-lora"] if export_info.get("merged_lora") else [])
-    dataset = meta.get("dataset")
-    front = front_matter("transformers", base, dataset, tags)
-    kind = KINDS.get(trainer, trainer)
-    origin = f" of [{hub_base}](https://huggingface.co/{hub_base})" if hub_base else (f" of {base}" if base else "")
-    merged = " The LoRA adapter is merged into the base weights, so the model loads without peft." if export_info.get("merged_lora") else ""
-    rows = [
-        ("method", meta.get("method")),
-        ("base model", base),
-        ("dataset", dataset),
-        ("template", meta.get("template")),
-        ("max length", meta.get("max_length")),
-        ("steps", meta.get("steps")),
-        ("seed", meta.get("seed")),
-        ("lora", ", ".join(f"{k}={meta['lora'][k]}" for k in ("r", "alpha", "dropout") if k in meta["lora"]) if meta.get("lora") else None),
-        ("exported dtype", export_info.get("dtype")),
-        ("largest logit difference vs. un-merged", _fmt(export_info.get("max_abs_logit_diff"))),
-    ]
-    body = [
-        "# Fine-tuned model",
-        "",
-        f"Trained with [sftkit](https://pypi.org/project/sftkit/) by {kind}{origin}.{merged}",
-        "",
-        *table("Training", "setting", rows),
-    ]
-    metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if k.startswith(("eval_", "train_loss"))}
-    if metrics:
-        body += table("Results", "metric", [(k, _fmt(v)) for k, v in metrics.items()])
-    body += [
-        "## Use",
-        "",
-        "```python",
-        "from transformers import AutoModelForCausalLM, AutoTokenizer",
-        "",
-        'tokenizer = AutoTokenizer.from_pretrained("PATH")',
-        'model = AutoModelForCausalLM.from_pretrained("PATH")',
-        'messages = [{"role": "user", "content": "Hello!"}]',
-        "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\", return_dict=True)",
-        "print(tokenizer.decode(model.generate(**inputs, max_new_tokens=64)[0][inputs['input_ids'].shape[1]:], skip_special_tokens=True))",
-        "```",
-        "",
-        'or with sftkit: `sftkit generate PATH "your prompt"` (the training metadata next to the weights tells it the template).',
-        "",
-    ]
-    return "\n".join(front + body)
-
-
-def _fmt(value: Any) -> Any:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return value
+    (folder / layout.CARD).write_text(export_card(meta, info), encoding="utf-8")  # the folder as a whole is renamed into place
 
 
 # --------------------------------------------------------------------------- the Hub
@@ -346,4 +292,4 @@ def _push(folder: Path, repo: str, public: bool) -> str:
 
 
 
-__all__ = ["DEFAULT_TOLERANCE", "ExportResult", "export", "model_card"]
+__all__ = ["DEFAULT_TOLERANCE", "ExportResult", "export"]

@@ -2,10 +2,8 @@
 
 The pieces ``sftkit generate``, ``sftkit eval`` and ``sftkit export`` share:
 
-- :func:`locate`: what a ``RUN_OR_MODEL`` argument names (run folder, model folder, checkpoint, Hub id);
 - :func:`load`: a :class:`LoadedModel` (a LoRA adapter is loaded on top of its base model) that renders
   prompts exactly as training rendered them and generates in batches with left padding;
-- :func:`row_prompt`: the prompt of a data row of any format ``prepare`` knows (the row without its answer);
 - :class:`ChatSession`: a multi-turn conversation for ``sftkit generate --chat``.
 
 Nothing here prints; torch and transformers are imported inside the functions that use them.
@@ -13,225 +11,17 @@ Nothing here prints; torch and transformers are imported inside the functions th
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from sftkit.errors import EXIT_USAGE, DataError, SftkitError
+from sftkit.errors import EXIT_USAGE, SftkitError
+from sftkit.runinfo import RunInfo, locate
+from sftkit.sampling import DEFAULT_BATCH_SIZE, GenerationStats, SamplingOptions
 
 #: a prompt: a string (one user message) or a list of canonical messages ending with a user/system turn
 Prompt = Any
-
-
-@dataclass
-class SamplingOptions:
-    """Decoding settings; ``temperature == 0`` means greedy decoding (the default)."""
-
-    max_new_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0
-    repetition_penalty: float = 1.0
-    seed: int | None = None
-
-    def check(self) -> None:
-        """Raise an SftkitError (exit 2) naming the flag when a value is out of range."""
-        bad = None
-        if self.max_new_tokens < 1:
-            bad = ("--max-new-tokens", "at least 1")
-        elif self.temperature < 0:
-            bad = ("--temperature", "0 (greedy) or more")
-        elif not 0 < self.top_p <= 1:
-            bad = ("--top-p", "in (0, 1]")
-        elif self.top_k < 0:
-            bad = ("--top-k", "0 (off) or more")
-        elif self.repetition_penalty <= 0:
-            bad = ("--repetition-penalty", "above 0 (1.0 is off)")
-        if bad:
-            raise SftkitError(f"{bad[0]} must be {bad[1]}", exit_code=EXIT_USAGE)
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0
-
-    def generate_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty}
-        if self.temperature > 0:
-            kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)  # top_k 0: no limit
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        return kwargs
-
-
-@dataclass
-class GenerationStats:
-    """Counts of one or more generate calls (pass one to ``generate_iter(stats=...)`` to fill it)."""
-
-    prompts: int = 0
-    batches: list[int] = field(default_factory=list)
-    """The size of each batch generated, in order."""
-    prompt_tokens: int = 0
-    new_tokens: int = 0
-    """Generated tokens, up to and including each response's stop token (padding not counted)."""
-    seconds: float = 0.0
-    """Time spent inside ``model.generate``."""
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.new_tokens / self.seconds if self.seconds else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "prompts": self.prompts,
-            "batches": self.batches,
-            "prompt_tokens": self.prompt_tokens,
-            "new_tokens": self.new_tokens,
-            "seconds": round(self.seconds, 3),
-            "tokens_per_second": round(self.tokens_per_second, 2),
-        }
-
-
-@dataclass
-class RunInfo:
-    """Where a model lives and how it was trained (from its metadata, when it has any)."""
-
-    model_dir: Path | str
-    run_dir: Path | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    is_adapter: bool = False
-
-    @property
-    def template(self) -> str:
-        return self.metadata.get("template") or "auto"
-
-    @property
-    def is_local(self) -> bool:
-        return isinstance(self.model_dir, Path)
-
-    @property
-    def base_model(self) -> str | None:
-        """The model an adapter applies to (or a full run started from), when known."""
-        if self.metadata.get("model"):
-            return self.metadata["model"]
-        if self.is_adapter:
-            cfg = json.loads((Path(self.model_dir) / "adapter_config.json").read_text(encoding="utf-8"))
-            return cfg.get("base_model_name_or_path")
-        return None
-
-
-def locate(path_or_name: str) -> RunInfo:
-    """A run folder (``runs/x``), a model folder (``runs/x/model``, a checkpoint, any HF folder) or a Hub id."""
-    path = Path(path_or_name).expanduser()
-    if not path.exists():
-        looks_local = path_or_name.startswith((".", "/", "~")) or path_or_name.count("/") > 1
-        if looks_local or (path.parent != Path(".") and path.parent.is_dir()):
-            raise SftkitError(
-                f"no run or model at {path_or_name}",
-                hint="pass a run folder (e.g. runs/tiny), a model folder or a Hub id (org/name)",
-            )
-        return RunInfo(path_or_name)
-    if not path.is_dir():
-        raise SftkitError(f"{path_or_name} is a file, not a run or model folder", hint="pass a run folder (e.g. runs/tiny) or a model folder")
-    run_dir = None
-    model_dir = path
-    if (path / "model").is_dir() and not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
-        run_dir, model_dir = path, path / "model"
-    elif (path / "sftkit.yaml").exists():
-        run_dir = path
-    elif (path.parent / "sftkit.yaml").exists():
-        run_dir = path.parent
-    if not ((model_dir / "config.json").exists() or (model_dir / "adapter_config.json").exists()):
-        if run_dir is not None:
-            hint = f"the run has not finished; resume it with `sftkit train --config {run_dir / 'sftkit.yaml'} --resume`"
-        else:
-            hint = "pass a run folder (with model/ inside) or a model folder holding config.json"
-        raise SftkitError(f"{path_or_name} holds no model (no config.json or adapter_config.json)", hint=hint)
-    metadata: dict[str, Any] = {}
-    for name in ("sft_metadata.json", "dpo_metadata.json"):
-        for folder in (model_dir, run_dir):
-            if folder is not None and (folder / name).exists():
-                metadata = json.loads((folder / name).read_text(encoding="utf-8"))
-                break
-        if metadata:
-            break
-    return RunInfo(model_dir, run_dir, metadata, (model_dir / "adapter_config.json").exists())
-
-
-# --------------------------------------------------------------------------- prompts of data rows
-
-#: where the answer lives in rows of each answer-carrying format (a missing answer is fine for generate)
-_ANSWER_FIELDS = {"alpaca": "output", "instruction": "response", "prompt_completion": "completion", "qa": "answer", "openhermes": "accepted_completion"}
-#: a row without its answer column still names its format by these columns
-_PROMPT_ONLY = [("instruction", "output"), ("prompt", "completion"), ("question", "answer")]
-
-
-def _format_of(row: dict[str, Any]) -> str | None:
-    from sftkit.data.formats import detect_format
-
-    try:
-        return detect_format([row])
-    except DataError:
-        return None
-
-
-def row_prompt(row: Any, where: str = "row") -> list[dict[str, Any]]:
-    """The prompt of one data row: its canonical messages without the final assistant answer.
-
-    ``row`` is a string (one user message) or an object in any format ``prepare`` knows (alpaca,
-    sharegpt, messages, prompt/completion, qa, dpo, ...); the answer column may be missing. A ``text`` row
-    is one user message. Raises DataError (with ``where``) for a row that holds no usable prompt.
-    """
-    from sftkit.data.formats import DroppedRow, InvalidRow, normalize_row
-
-    if isinstance(row, str):
-        return [{"role": "user", "content": row}]
-    if not isinstance(row, dict):
-        raise DataError(f"{where}: expected a JSON object or string, got {type(row).__name__}")
-    probe, fmt = row, _format_of(row)
-    if fmt is None:  # a row without its answer column: name the format by its prompt column
-        for column, answer in _PROMPT_ONLY:
-            if column in row:
-                probe = {**row, answer: ""}
-                fmt = _format_of(probe)
-                break
-    if fmt is None:
-        from sftkit.data.formats import accepted_formats_text
-
-        raise DataError(
-            f"{where}: cannot tell the row format from its columns: {', '.join(sorted(row)) or '(none)'}",
-            hint=f"accepted formats and their columns: {accepted_formats_text()}",
-        )
-    if fmt in _ANSWER_FIELDS and probe.get(_ANSWER_FIELDS[fmt]) is None:
-        probe = {**probe, _ANSWER_FIELDS[fmt]: ""}
-    assert fmt is not None
-    try:
-        examples = normalize_row(probe, fmt)
-    except InvalidRow as e:
-        raise DataError(f"{where}: {e}") from None
-    except DroppedRow:  # an OpenHermes row marked bad_entry still has a prompt to answer
-        examples = normalize_row({**probe, "bad_entry": False}, fmt)
-    if len(examples) != 1:
-        raise DataError(
-            f"{where}: a {fmt} row holds {len(examples)} prompts; generate takes one prompt per row",
-            hint="flatten the rows first (one question per row)",
-        )
-    ex = examples[0]
-    if "text" in ex:
-        messages = [{"role": "user", "content": ex["text"]}]
-    elif "messages" in ex:
-        messages = list(ex["messages"])
-        if messages and messages[-1]["role"] == "assistant":
-            messages = messages[:-1]
-    else:
-        messages = list(ex["prompt"])
-    if not messages or all(m["role"] == "system" for m in messages):
-        raise DataError(f"{where}: the row has no user message to answer")
-    return messages
-
-
-# --------------------------------------------------------------------------- the loaded model
 
 
 @dataclass
@@ -268,7 +58,7 @@ class LoadedModel:
         self,
         prompts: Sequence[Prompt],
         *,
-        batch_size: int = 8,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         options: SamplingOptions | None = None,
         stats: GenerationStats | None = None,
     ) -> list[str]:
@@ -279,13 +69,13 @@ class LoadedModel:
         self,
         prompts: Iterable[Prompt],
         *,
-        batch_size: int = 8,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         options: SamplingOptions | None = None,
         stats: GenerationStats | None = None,
     ) -> Iterator[str]:
         """Like :meth:`generate`, yielding each response as its batch finishes; ``prompts`` may be a lazy iterable."""
         if batch_size < 1:
-            raise SftkitError(f"--batch-size must be at least 1, got {batch_size}", exit_code=EXIT_USAGE)
+            raise SftkitError(f"batch_size must be at least 1, got {batch_size}", exit_code=EXIT_USAGE)
         options = options or SamplingOptions()
         options.check()
         if options.seed is not None:
@@ -494,7 +284,8 @@ def _model(info: RunInfo, path_or_name: str, torch_dtype: Any) -> Any:
     from transformers import AutoModelForCausalLM
 
     from sftkit.hub import local_only, offline_error
-    from sftkit.modeling import is_local, resolve_model_path
+    from sftkit.modeling import resolve_model_path
+    from sftkit.names import is_local
 
     try:
         if info.is_adapter:

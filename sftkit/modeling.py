@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from sftkit.errors import SftkitError
+from sftkit.names import BUILTIN_TINY, is_local, looks_like_path
 
-BUILTIN_TINY = "builtin:tiny"
+__all__ = ["BUILTIN_TINY", "cache_dir", "is_local", "load_tokenizer", "quiet_transformers", "resolve_model_path", "tokenizer_for"]
 
 
 def cache_dir() -> Path:
@@ -28,13 +29,9 @@ def resolve_model_path(name: str) -> tuple[str, str | None]:
         if not path.is_file():
             raise SftkitError(f"GGUF file not found: {name}", hint="check the path to the .gguf file")
         return str(path.parent), path.name
-    if name.startswith((".", "/", "~")) and not path.exists():
+    if looks_like_path(name) and not path.exists():
         raise SftkitError(f"model folder not found: {name}", hint="check the path, or use a Hub id like org/name")
     return (str(path) if path.exists() else name), None
-
-
-def is_local(name: str) -> bool:
-    return name == BUILTIN_TINY or Path(name).expanduser().exists()
 
 
 def load_tokenizer(

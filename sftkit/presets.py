@@ -116,14 +116,13 @@ def preset_chain(name: str) -> list[Layer]:
 
 def describe(preset: PresetFile) -> dict[str, Any]:
     """Name, description, parent and the resolved essentials of a preset, for listings."""
+    from sftkit.names import method_of
     from sftkit.resolve import resolve_config
 
     data, _ = load_yaml(preset.path)
     resolved = resolve_config(preset=preset.name, check=False)
     cfg = resolved.config
-    method = "full"
-    if cfg.lora.enabled:
-        method = "QLoRA 4-bit" if cfg.lora.load_in_4bit else "LoRA 8-bit" if cfg.lora.load_in_8bit else "LoRA"
+    method = method_of(cfg.lora.enabled, cfg.lora.load_in_4bit, cfg.lora.load_in_8bit)
     return {
         "name": preset.name,
         "description": data.get("description", ""),

@@ -13,16 +13,13 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import BaseModel, ValidationError
 
-from sftkit.config import RunConfig, Section, all_keys
+from sftkit.config import SECTIONS, RunConfig, all_keys, is_optional_key, is_text_key
 from sftkit.errors import ConfigError, Problem
 from sftkit.presets import Layer, file_chain, preset_chain
 from sftkit.yamlio import parse_scalar
 
-SECTIONS = tuple(
-    name
-    for name, info in RunConfig.model_fields.items()
-    if isinstance(info.annotation, type) and issubclass(info.annotation, Section)
-)
+#: how ``--set`` spells null for a text key that may be unset (quote it, ``'"null"'``, for the word itself)
+NULL_WORDS = ("null", "~")
 
 
 @dataclass
@@ -44,10 +41,28 @@ def parse_sets(sets: Iterable[str]) -> Layer:
         if not sep or not key:
             problems.append(Problem(f"expected key=value, got {item!r}", where="--set", hint="e.g. --set train.learning_rate=1e-4"))
             continue
-        _assign(data, key.split("."), parse_scalar(raw))
+        _assign(data, key.split("."), set_value(key, raw))
     if problems:
         raise ConfigError.from_problems(problems)
     return Layer(data, {}, "--set")
+
+
+def set_value(key: str, raw: str) -> Any:
+    """A ``--set`` value read by its key's schema type.
+
+    A text key (a string, optional string or a choice of strings) takes the text exactly as written, so
+    ``data.response_marker=### Response:`` keeps its ``#`` and ``:``; YAML is used only when the text is
+    quoted as YAML (``'"a: b"'``), and ``null`` / ``~`` unset an optional text key. Every other key (numbers,
+    booleans, lists, mappings) reads its value as YAML: ``1e-4``, ``true``, ``[q_proj, v_proj]``.
+    """
+    if not is_text_key(key):
+        return parse_scalar(raw)
+    if raw[:1] in ("'", '"') and raw[-1:] == raw[:1] and len(raw) >= 2:
+        quoted = parse_scalar(raw)
+        return quoted if isinstance(quoted, str) else raw
+    if raw.strip() in NULL_WORDS and is_optional_key(key):
+        return None
+    return raw
 
 
 def flags_layer(flags: Mapping[str, Any]) -> list[Layer]:
@@ -111,8 +126,12 @@ def resolve_config(
     flags: Mapping[str, tuple[str, Any]] | None = None,
     check: bool = True,
     overrides: Mapping[str, Any] | None = None,
+    complete: bool = True,
 ) -> Resolved:
     """Build the one RunConfig every command uses; raise ConfigError listing every problem at once.
+
+    ``check=False`` skips the cross-field rules (reading a finished run's config); ``complete=False`` accepts
+    a config that still lacks its model or data (a preset shown or extended).
 
     ``overrides`` (``{"train.seed": 1}``, as the Python API takes them) sit where ``--set`` does; unlike
     flags, a None value there sets the key to null.
@@ -133,20 +152,70 @@ def resolve_config(
         layers.append(Layer(data, {}, "overrides"))
     layers += flags_layer(flags or {})
     merged, sources = merge_layers(layers)
-    problems: list[Problem] = []
-    try:
-        config = RunConfig.model_validate(merged)
-    except ValidationError as e:
-        problems = [_problem_from_error(err, sources) for err in e.errors()]
-        raise ConfigError.from_problems(problems) from None
-    if check:
-        problems = config.problems()
-        for p in problems:
-            first_key = (p.key or "").split(",")[0].strip()
-            p.where = p.where or sources.get(first_key)
-        if problems:
-            raise ConfigError.from_problems(problems)
+    config, problems = validate(merged, sources, check=check, complete=complete)
+    if problems:
+        raise ConfigError.from_problems(problems)
+    assert config is not None
     return Resolved(config, sources, layers)
+
+
+def validate(
+    merged: dict[str, Any], sources: dict[str, str], *, check: bool = True, complete: bool = True
+) -> tuple[RunConfig | None, list[Problem]]:
+    """Schema errors and cross-field problems together, in one list.
+
+    Values the schema rejects are set aside (their defaults take their place) so that the cross-field
+    rules still run on everything else; a cross-field problem about a rejected key is not repeated.
+    """
+    problems: list[Problem] = []
+    data = _copy(merged)
+    bad_keys: set[str] = set()
+    config = None
+    for _ in range(8):  # each round removes the rejected values; nested errors need at most a few
+        try:
+            config = RunConfig.model_validate(data)
+            break
+        except ValidationError as e:
+            removed = False
+            for err in e.errors():
+                problems.append(_problem_from_error(err, sources))
+                loc = [str(x) for x in err["loc"]]
+                bad_keys.add(".".join(loc[:2]))
+                removed |= _remove(data, loc)
+            problems = _unique(problems)
+            if not removed:
+                return None, problems
+    if config is not None and check:
+        for p in config.problems(complete=complete):
+            keys = [k.strip() for k in (p.key or "").split(",")]
+            if bad_keys.intersection(keys):
+                continue
+            p.where = p.where or sources.get(keys[0])
+            problems.append(p)
+    return config, problems
+
+
+def _remove(data: dict[str, Any], loc: list[str]) -> bool:
+    """Drop the value an error is about (a whole key, even when the error is inside a list); True when it went."""
+    if not loc:
+        return False
+    top = loc[0]
+    if top in SECTIONS and len(loc) > 1 and isinstance(data.get(top), dict):
+        return data[top].pop(loc[1], _MISSING) is not _MISSING
+    return data.pop(top, _MISSING) is not _MISSING
+
+
+_MISSING = object()
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    seen, out = set(), []
+    for p in problems:
+        key = (p.key, p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
 
 
 def _problem_from_error(err: Mapping[str, Any], sources: dict[str, str]) -> Problem:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sftkit.cli._app import app
+from sftkit.cli.config import config_app
 from sftkit.cli.eval import eval_
 from sftkit.cli.export import export
 from sftkit.cli.generate import generate
@@ -18,6 +19,7 @@ app.command("eval")(eval_)
 app.command("generate")(generate)
 app.command("export")(export)
 app.add_typer(presets_app, name="presets")
+app.add_typer(config_app, name="config")
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import typer
 from typer._click import ClickException  # typer ships its own click
 from typer.core import TyperGroup
 
-from sftkit import __version__
+from sftkit.version import __version__
 from sftkit.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SftkitError
 
 

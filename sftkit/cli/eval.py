@@ -8,8 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from sftkit.cli.generate import RunOrModelArg, TemplateOpt
-from sftkit.cli.options import JsonOpt
+from sftkit.cli.options import JsonOpt, RunOrModelArg, TemplateOpt
 
 #: metrics shown as percentages
 _FRACTIONS = ("exact_match", "contains", "eval_preference_accuracy")
@@ -42,10 +41,10 @@ def eval_(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure a run: loss, perplexity and, where rows have reference answers, exact match, chrF and BLEU."""
+    from sftkit import api
     from sftkit.console import console, escape, stdout_write
-    from sftkit.evaluation import evaluate
 
-    result = evaluate(
+    result = api.evaluate(
         model,
         data=data,
         split=split,
@@ -55,7 +54,7 @@ def eval_(
         max_new_tokens=max_new_tokens,
         generate=not no_generate,
         output=output,
-        console=console,
+        progress=True,
     )
     if as_json:
         stdout_write(json.dumps(result.as_dict(predictions=False), indent=2, ensure_ascii=False) + "\n")

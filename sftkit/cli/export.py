@@ -4,27 +4,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from sftkit.cli.generate import RunOrModelArg
-from sftkit.cli.options import JsonOpt
+from sftkit.cli.options import JsonOpt, OverwriteOpt, RunOrModelArg
+from sftkit.config import Dtype
+from sftkit.export import DEFAULT_TOLERANCE
 
 
 def export(
     model: RunOrModelArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder to create (it must not exist, or be empty).", file_okay=False, show_default=False)],
     dtype: Annotated[
-        Literal["auto", "float32", "bfloat16", "float16"],
+        Dtype,
         typer.Option("--dtype", help="Weights dtype; auto: the base model's own (float32 when unknown)."),
     ] = "auto",
     max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest safetensors file, e.g. 2GB or 500MB.")] = "5GB",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing non-empty output folder.")] = False,
+    overwrite: OverwriteOpt = False,
     no_check: Annotated[bool, typer.Option("--no-check", help="Skip loading the export back and comparing its logits.")] = False,
     tolerance: Annotated[
         float, typer.Option("--tolerance", min=0.0, help="Largest logit difference a float32 export may have from the un-merged model.")
-    ] = 1e-3,
+    ] = DEFAULT_TOLERANCE,
     push_to_hub: Annotated[
         Optional[str], typer.Option("--push-to-hub", help="Then upload it to this Hub repository in one commit (token from HF_TOKEN or `hf auth login`).", metavar="REPO")
     ] = None,
@@ -32,10 +33,10 @@ def export(
     as_json: JsonOpt = False,
 ) -> None:
     """Export a run as a standalone model folder: LoRA merged, safetensors, tokenizer, model card; checked."""
+    from sftkit import api
     from sftkit.console import console, escape, stdout_write
-    from sftkit.export import export as export_model
 
-    result = export_model(
+    result = api.export_model(
         model,
         output,
         dtype=dtype,
@@ -45,7 +46,7 @@ def export(
         tolerance=tolerance,
         push_to_hub=push_to_hub,
         public=public,
-        console=console,
+        progress=True,
     )
     what = "LoRA adapter merged into its base model" if result.merged else "full model"
     console.print(f"exported {escape(model)} to {escape(str(result.path))} ({what}, {result.dtype}, {len(result.files)} files)")

@@ -10,15 +10,9 @@ from typing import Annotated, Any, Iterator, Literal, Optional
 
 import typer
 
-# Options shared with `sftkit eval` and `sftkit export`, written once.
-RunOrModelArg = Annotated[
-    str,
-    typer.Argument(help="A run folder (runs/x), a model folder (runs/x/model, a checkpoint, an export) or a Hub id.", metavar="RUN_OR_MODEL", show_default=False),
-]
-TemplateOpt = Annotated[
-    Optional[str],
-    typer.Option("--template", help="Prompt template instead of the one the run trained with: auto, chat, chatml, alpaca, arabic or a custom string."),
-]
+from sftkit.cli.options import RunOrModelArg, TemplateOpt
+from sftkit.sampling import DEFAULT_BATCH_SIZE, DEFAULTS
+
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Prompts generated together (left-padded).")]
 
 TEXT_HELP = "text: one response per line, with newlines written as \\n, carriage returns as \\r and backslashes as \\\\"
@@ -44,12 +38,12 @@ def generate(
     ] = "text",
     response_key: Annotated[str, typer.Option("--response-key", help="The field jsonl output puts the response in.")] = "response",
     template: TemplateOpt = None,
-    batch_size: BatchSizeOpt = 8,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Most tokens generated per response.")] = 256,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 decodes greedily (the default); above 0 samples.")] = 0.0,
-    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling: keep the smallest token set with this probability.")] = 1.0,
-    top_k: Annotated[int, typer.Option("--top-k", min=0, help="Sample among the k most likely tokens (0: no limit).")] = 0,
-    repetition_penalty: Annotated[float, typer.Option("--repetition-penalty", min=0.0, help="Above 1.0 discourages repeating tokens.")] = 1.0,
+    batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Most tokens generated per response.")] = DEFAULTS.max_new_tokens,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 decodes greedily (the default); above 0 samples.")] = DEFAULTS.temperature,
+    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling: keep the smallest token set with this probability.")] = DEFAULTS.top_p,
+    top_k: Annotated[int, typer.Option("--top-k", min=0, help="Sample among the k most likely tokens (0: no limit).")] = DEFAULTS.top_k,
+    repetition_penalty: Annotated[float, typer.Option("--repetition-penalty", min=0.0, help="Above 1.0 discourages repeating tokens.")] = DEFAULTS.repetition_penalty,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for sampling, to make it repeatable.")] = None,
     chat: Annotated[bool, typer.Option("--chat", help="An interactive multi-turn conversation (/reset clears it, /exit quits).")] = False,
     stats: Annotated[bool, typer.Option("--stats", help="Print responses, tokens and tokens/s on stderr at the end.")] = False,
@@ -58,9 +52,10 @@ def generate(
 
     Prompts come from the arguments, else from --input or stdin (one per line). The template the run trained with is applied (from its metadata). On a terminal a single prompt is streamed as it is generated.
     """
+    from sftkit import api
     from sftkit.console import console, stdout_write
     from sftkit.errors import EXIT_USAGE, SftkitError
-    from sftkit.generation import GenerationStats, SamplingOptions, load
+    from sftkit.sampling import GenerationStats, SamplingOptions
 
     options = SamplingOptions(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
     options.check()
@@ -73,7 +68,7 @@ def generate(
 
         raise DataError(f"input file not found: {input_file}", hint="check the path given to --input")
     with console.status(f"loading {model}…"):
-        loaded = load(model, template=template)
+        loaded = api.load(model, template=template)
     if chat:
         _chat(loaded, options, console, stdout_write, model)
         return
@@ -118,7 +113,7 @@ def escape_line(text: str) -> str:
 
 def _records(prompts: list[str] | None, input_file: Path | None, input_format: str) -> Iterator[tuple[Any, Any, str]]:
     """(what the output keeps, the prompt, where it came from) for each input, read lazily and in order."""
-    from sftkit.generation import row_prompt
+    from sftkit.prompts import row_prompt
 
     if prompts:
         lines: Iterator[tuple[str, str]] = ((p, f"argument {i}") for i, p in enumerate(prompts, 1))
@@ -168,7 +163,7 @@ def _is_rows_file(path: Path) -> bool:
 def _file_rows(path: Path) -> Iterator[tuple[Any, Any, str]]:
     from sftkit.data.sources import read_rows
     from sftkit.errors import DataError
-    from sftkit.generation import row_prompt
+    from sftkit.prompts import row_prompt
 
     for row in read_rows(path):
         if row.error is not None:
@@ -177,9 +172,7 @@ def _file_rows(path: Path) -> Iterator[tuple[Any, Any, str]]:
 
 
 def _chat(loaded: Any, options: Any, console: Any, write: Any, name: str) -> None:
-    from sftkit.generation import ChatSession
-
-    session = ChatSession(loaded, options)
+    session = loaded.chat(options)
     console.print(f"[dim]chatting with {name}: /reset starts over, /exit (or Ctrl-D) quits[/]")
     while True:
         try:

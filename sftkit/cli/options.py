@@ -7,6 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from sftkit import layout
 from sftkit.errors import ConfigError
 
 
@@ -14,6 +15,27 @@ def _complete_presets(incomplete: str) -> list[str]:
     from sftkit.presets import discover
 
     return [name for name in discover() if name.startswith(incomplete)]
+
+
+def _complete_set(incomplete: str) -> list[str]:
+    """``--set`` completes keys (``train.lea`` -> ``train.learning_rate=``) and, for choices, their values."""
+    import typing
+
+    from sftkit.config import all_keys, field_info, type_members
+
+    key, sep, value = incomplete.partition("=")
+    if not sep:
+        return [f"{k}=" for k in all_keys() if k.startswith(incomplete)]
+    info = field_info(key)
+    if info is None:
+        return []
+    choices: list[str] = []
+    for member in type_members(info.annotation):
+        if typing.get_origin(member) is typing.Literal:
+            choices += [str(c) for c in typing.get_args(member)]
+        elif member is bool:
+            choices += ["true", "false"]
+    return [f"{key}={c}" for c in choices if c.startswith(value)]
 
 
 PresetOpt = Annotated[
@@ -26,7 +48,14 @@ ConfigOpt = Annotated[
 ]
 SetOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--set", "-s", help="Override one key, e.g. --set train.learning_rate=1e-4 (repeatable).", metavar="KEY=VALUE"),
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override one key, e.g. --set train.learning_rate=1e-4 (repeatable). Text keys take the value as written; "
+        "other keys read it as YAML. `sftkit config keys` lists them.",
+        metavar="KEY=VALUE",
+        autocompletion=_complete_set,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout.")]
 OutputDirOpt = Annotated[
@@ -36,8 +65,19 @@ TrainerTypeOpt = Annotated[
     Optional[str],
     typer.Option("--trainer-type", "-t", help="sft or dpo (overrides the config's trainer_type).", case_sensitive=False),
 ]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace what is already there.")]
 
-DEFAULT_CONFIG = Path("sftkit.yaml")
+# options of the commands that take a trained run or a model: eval, generate, export
+RunOrModelArg = Annotated[
+    str,
+    typer.Argument(help="A run folder (runs/x), a model folder (runs/x/model, a checkpoint, an export) or a Hub id.", metavar="RUN_OR_MODEL", show_default=False),
+]
+TemplateOpt = Annotated[
+    Optional[str],
+    typer.Option("--template", help="Prompt template instead of the one the run trained with: auto, chat, chatml, alpaca, arabic or a custom string."),
+]
+
+DEFAULT_CONFIG = Path(layout.CONFIG)
 
 
 def load_config(
@@ -47,7 +87,7 @@ def load_config(
     flags: dict[str, tuple[str, Any]] | None = None,
 ):
     """Resolve the RunConfig from the shared options (a ./sftkit.yaml is used when nothing is named)."""
-    from sftkit.resolve import resolve_config
+    from sftkit.api import resolve
 
     if config is None and preset is None:
         if DEFAULT_CONFIG.exists():
@@ -57,4 +97,4 @@ def load_config(
                 "no config given and no ./sftkit.yaml here",
                 hint="pass --preset NAME (e.g. --preset tiny) or --config FILE, or create one with `sftkit init`",
             )
-    return resolve_config(preset=preset, config_file=config, sets=sets or [], flags=flags or {})
+    return resolve(preset, config, sets or [], flags or {})

@@ -18,14 +18,13 @@ def list_presets(
     names: Annotated[bool, typer.Option("--names", help="Only the names, one per line.")] = False,
 ) -> None:
     """List every preset (built-in and user folders) with a one-line description."""
+    from sftkit import api
     from sftkit.console import stdout_write
-    from sftkit.presets import describe, discover
 
-    found = discover()
+    rows = api.list_presets()
     if names:
-        stdout_write("".join(f"{n}\n" for n in found))
+        stdout_write("".join(f"{r['name']}\n" for r in rows))
         return
-    rows = [describe(p) for p in found.values()]
     if as_json:
         stdout_write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
         return
@@ -51,22 +50,12 @@ def show_preset(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a preset fully resolved (with everything it extends), and where each value comes from."""
+    from sftkit import api
     from sftkit.console import stdout_write
-    from sftkit.presets import describe, find
-    from sftkit.resolve import resolve_config
     from sftkit.yamlio import dump_yaml
 
-    preset = find(name)
-    resolved = resolve_config(preset=name, check=False)
-    info = describe(preset)
-    payload = {
-        "name": name,
-        "description": info["description"],
-        "extends": info["extends"],
-        "path": info["path"],
-        "config": resolved.config.to_dict(),
-        "sources": resolved.sources,
-    }
+    info = api.show_preset(name)
+    payload = {k: info[k] for k in ("name", "description", "extends", "path", "config", "sources")}
     if as_json:
         stdout_write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         return

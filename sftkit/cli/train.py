@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from sftkit.cli.options import ConfigOpt, JsonOpt, OutputDirOpt, PresetOpt, SetOpt, TrainerTypeOpt, load_config
+from sftkit.cli.options import ConfigOpt, JsonOpt, OutputDirOpt, OverwriteOpt, PresetOpt, SetOpt, TrainerTypeOpt, load_config
 
 
 def train(
@@ -18,14 +19,15 @@ def train(
     trainer_type: TrainerTypeOpt = None,
     output_dir: OutputDirOpt = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Resolve and print the full config and the trainer arguments; train nothing.")
+        bool,
+        typer.Option("--dry-run", help="Resolve the config and build the trainer's real arguments (no model is loaded); print them; train nothing."),
     ] = False,
     as_json: JsonOpt = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint in the run folder.")] = False,
     resume_from: Annotated[
         Optional[Path], typer.Option("--resume-from", help="Continue from this checkpoint folder.", file_okay=False)
     ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
+    overwrite: OverwriteOpt = False,
     nproc: Annotated[int, typer.Option("--nproc", min=1, help="Processes per node (DDP through torchrun).")] = 1,
     nnodes: Annotated[int, typer.Option("--nnodes", min=1, help="Number of nodes.")] = 1,
     node_rank: Annotated[int, typer.Option("--node-rank", min=0, help="This node's rank.")] = 0,
@@ -35,6 +37,9 @@ def train(
     deepspeed: Annotated[Optional[Path], typer.Option("--deepspeed", help="A DeepSpeed JSON config (train.deepspeed).", dir_okay=False)] = None,
 ) -> None:
     """Fine-tune a model (SFT or DPO) from a preset or project file."""
+    from sftkit import api
+    from sftkit.console import console, stdout_write
+
     flags = {
         "--trainer-type": ("trainer_type", trainer_type.lower() if trainer_type else None),
         "--output-dir": ("train.output_dir", str(output_dir) if output_dir else None),
@@ -43,45 +48,64 @@ def train(
     }
     resolved = load_config(preset, config, set_, flags)
     if dry_run:
-        _print_plan(resolved, as_json)
+        _print_plan(resolved, api.plan(resolved.config), as_json)
         return
-    from sftkit.training.launch import run_training
-
-    result = run_training(
-        resolved,
+    cfg = resolved.config
+    if int(os.environ.get("RANK", "0")) == 0:
+        console.print(_announcement(cfg))
+    result = api.train(
+        cfg,
         resume=str(resume_from) if resume_from else ("latest" if resume else None),
         overwrite=overwrite,
+        progress="live" if console.is_terminal else True,
         nproc=nproc,
         nnodes=nnodes,
         node_rank=node_rank,
         master_addr=master_addr,
         master_port=master_port,
     )
-    if as_json and result is not None:
-        from sftkit.console import stdout_write
+    for line in _summary(cfg, result):
+        console.print(line)
+    if as_json:
+        payload = {"run_dir": str(result.run_dir), "model_dir": str(result.model_dir), "metrics": result.metrics}
+        stdout_write(json.dumps(payload, indent=2) + "\n")
 
-        stdout_write(json.dumps(result, indent=2) + "\n")
+
+def _announcement(cfg: Any) -> str:
+    from sftkit.card import method_of
+
+    steps = f"{cfg.train.max_iters} steps" if cfg.train.max_iters else f"{cfg.train.num_train_epochs:g} epochs"
+    return (
+        f"[bold]sftkit train[/]: {cfg.trainer_type.upper()} ({method_of(cfg)}) of {cfg.model.name} on "
+        f"{cfg.data.dataset or cfg.data.train_file}, {steps} -> {cfg.train.output_dir}"
+    )
 
 
-def _print_plan(resolved, as_json: bool) -> None:
+def _summary(cfg: Any, result: Any) -> list[str]:
+    from sftkit import layout
+
+    m = result.metrics
+    parts = [f"{k} {m[k]:.4f}" for k in ("train_loss", "eval_loss") if isinstance(m.get(k), (int, float))]
+    lines = [f"[green]done[/]: model in {result.model_dir}" + (f" ({', '.join(parts)})" if parts else "")]
+    tr = cfg.tracking
+    if tr.enabled and tr.backend == "trackio":
+        lines.append(f"dashboard: trackio show --project {tr.project}")
+    elif tr.enabled and tr.backend == "tensorboard":
+        lines.append(f"dashboard: tensorboard --logdir {result.run_dir / layout.TENSORBOARD}")
+    lines.append(f"next: sftkit eval {result.run_dir}   |   sftkit generate {result.run_dir} \"your prompt\"")
+    return lines
+
+
+def _print_plan(resolved: Any, plan: dict[str, Any], as_json: bool) -> None:
     from sftkit.console import console, stdout_write
-    from sftkit.training.args import model_load_args, peft_args, trainer_args
     from sftkit.yamlio import dump_yaml
 
-    cfg = resolved.config
-    plan = {
-        "config": cfg.to_dict(),
-        "trainer": {
-            "class": "trl.SFTTrainer" if cfg.trainer_type == "sft" else "trl.DPOTrainer",
-            "args": trainer_args(cfg),
-        },
-        "model_loading": model_load_args(cfg),
-        "peft": peft_args(cfg),
-    }
     if as_json:
-        plan["sources"] = resolved.sources
-        stdout_write(json.dumps(plan, indent=2, ensure_ascii=False) + "\n")
+        stdout_write(json.dumps({**plan, "sources": resolved.sources}, indent=2, ensure_ascii=False) + "\n")
         return
+    notes = plan.pop("notes", [])
     stdout_write(dump_yaml(plan))
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}")
     origins = list(dict.fromkeys(layer.origin for layer in resolved.layers if layer.data))
-    console.print(f"[dim]resolved from: {' < '.join(['defaults', *origins])} (dry run: nothing trained)[/]")
+    console.print(f"[dim]resolved from: {' < '.join(['defaults', *origins])} (dry run: TRL and peft accepted every argument; nothing trained)[/]")

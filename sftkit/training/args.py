@@ -1,7 +1,9 @@
-"""RunConfig -> keyword arguments of TRL's SFTConfig / DPOConfig, and of model loading.
+"""RunConfig -> keyword arguments of TRL's SFTConfig / DPOConfig, peft's LoraConfig and model loading,
+and the real argument objects built from them.
 
-Pure Python (no torch, no TRL import), so ``sftkit train --dry-run`` can show exactly what the trainer
-will receive. The training pipeline passes these dicts to TRL unchanged.
+The ``*_args`` functions are pure Python (no torch, no TRL import). :func:`build_trainer_config` and
+:func:`build_peft_config` build the objects the trainer receives; ``sftkit train --dry-run`` builds the very
+same objects (without loading a model), so an argument the installed TRL or peft rejects fails the dry run.
 """
 
 from __future__ import annotations
@@ -24,9 +26,17 @@ def tracking_args(cfg: RunConfig) -> dict[str, Any]:
         out["project"] = tr.project
         if tr.trackio_space:
             out["trackio_space_id"] = tr.trackio_space
-    if tr.backend == "tensorboard":
-        out["logging_dir"] = str(Path(cfg.train.output_dir) / "tensorboard")
     return out
+
+
+def tracking_env(cfg: RunConfig) -> dict[str, str]:
+    """Environment the trackers read (transformers' TensorBoard callback takes its folder from here)."""
+    from sftkit import layout
+
+    tr = cfg.tracking
+    if tr.enabled and tr.backend == "tensorboard":
+        return {"TENSORBOARD_LOGGING_DIR": str(Path(cfg.train.output_dir) / layout.TENSORBOARD)}
+    return {}
 
 
 def scheduler_args(cfg: RunConfig) -> dict[str, Any]:
@@ -36,7 +46,7 @@ def scheduler_args(cfg: RunConfig) -> dict[str, Any]:
     return {"lr_scheduler_type": t.scheduler}
 
 
-def trainer_args(cfg: RunConfig, has_eval: bool | None = None) -> dict[str, Any]:
+def trainer_args(cfg: RunConfig, has_eval: bool | None = None, ddp_backend: str | None = None) -> dict[str, Any]:
     """Keyword arguments for SFTConfig (trainer_type sft) or DPOConfig (dpo)."""
     t = cfg.train
     if has_eval is None:
@@ -79,6 +89,11 @@ def trainer_args(cfg: RunConfig, has_eval: bool | None = None) -> dict[str, Any]
         "deepspeed": t.deepspeed,
         "disable_tqdm": True,
         "model_init_kwargs": None,
+        # tokens/s in the progress line and metrics.jsonl count real tokens, not padding
+        "include_num_input_tokens_seen": "non_padding",
+        # a NaN/inf loss must reach the NaN guard, not be filtered out of the logged mean
+        "logging_nan_inf_filter": False,
+        "ddp_backend": ddp_backend,
         **tracking_args(cfg),
     }
     if t.load_best_model_at_end:
@@ -148,3 +163,34 @@ def resolved_dtype(cfg: RunConfig) -> str:
         return cfg.model.dtype
     # fp16 mixed precision keeps float32 master weights (the grad scaler refuses fp16 parameters)
     return "bfloat16" if cfg.train.bf16 else "float32"
+
+
+def build_trainer_config(cfg: RunConfig, has_eval: bool | None = None, ddp_backend: str | None = None) -> Any:
+    """TRL's SFTConfig / DPOConfig for this run (imports TRL; loads no model)."""
+    from sftkit.errors import ConfigError
+
+    if cfg.trainer_type == "sft":
+        from trl import SFTConfig as config_cls
+    else:
+        from trl import DPOConfig as config_cls
+    args = trainer_args(cfg, has_eval=has_eval, ddp_backend=ddp_backend)
+    try:
+        return config_cls(**args)
+    except (TypeError, ValueError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"TRL's {config_cls.__name__} rejects these settings: {first}", hint="change the key it names (see --dry-run for every argument)") from None
+
+
+def build_peft_config(cfg: RunConfig) -> Any:
+    """peft's LoraConfig for this run, or None without LoRA."""
+    from sftkit.errors import ConfigError
+
+    kwargs = peft_args(cfg)
+    if kwargs is None:
+        return None
+    from peft import LoraConfig
+
+    try:
+        return LoraConfig(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"peft's LoraConfig rejects these settings: {str(e).splitlines()[0]}", hint="check the lora.* keys") from None

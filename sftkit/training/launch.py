@@ -1,103 +1,99 @@
-"""Start a run: in this process, or under torchrun for several processes (only rank 0 prints and writes)."""
+"""How many processes run the training recipe: this one, or several under torchrun (rank 0 alone prints
+and writes). :func:`launch` is what ``sftkit.api.train`` calls; each process runs
+:func:`sftkit.training.pipeline.run_pipeline`.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from sftkit import layout
+from sftkit.config import RunConfig
 from sftkit.errors import SftkitError
-from sftkit.resolve import Resolved
+from sftkit.training.pipeline import TrainResult
 
 
-def run_training(
-    resolved: Resolved,
+@dataclass
+class Processes:
+    """Where the run's processes go: ``nproc`` per node on ``nnodes`` nodes (1 x 1: this process)."""
+
+    nproc: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int = 29500
+
+    @property
+    def distributed(self) -> bool:
+        return self.nproc * self.nnodes > 1
+
+
+def launch(
+    cfg: RunConfig,
     *,
     resume: str | None = None,
     overwrite: bool = False,
-    nproc: int = 1,
-    nnodes: int = 1,
-    node_rank: int = 0,
-    master_addr: str = "127.0.0.1",
-    master_port: int = 29500,
-) -> dict[str, Any] | None:
-    from sftkit.console import console
+    processes: Processes | None = None,
+    console: Any | None = None,
+    live: bool = False,
+) -> TrainResult:
+    """Run the training recipe in this process, or start torchrun for several."""
+    processes = processes or Processes()
+    if processes.distributed and "LOCAL_RANK" not in os.environ:
+        return _launch_torchrun(cfg, resume, overwrite, processes, console)
+    from sftkit.training.pipeline import run_pipeline
 
-    cfg = resolved.config
-    if nproc * nnodes > 1 and "LOCAL_RANK" not in os.environ:
-        return _launch_torchrun(resolved, resume, overwrite, nproc, nnodes, node_rank, master_addr, master_port)
-    from sftkit.api import train
-
-    _announce(cfg)
-    result = train(cfg, resume=resume, overwrite=overwrite, progress="live" if console.is_terminal else True)
-    if int(os.environ.get("RANK", "0")) == 0:
-        _summarise(cfg, result)
-    return {"run_dir": str(result.run_dir), "model_dir": str(result.model_dir), "metrics": result.metrics}
+    return run_pipeline(cfg, resume=resume, overwrite=overwrite, console=console, live=live)
 
 
-def _announce(cfg) -> None:
-    from sftkit.console import console
-    from sftkit.training.card import method_of
+def _launch_torchrun(cfg: RunConfig, resume: str | None, overwrite: bool, p: Processes, console: Any | None) -> TrainResult:
+    """Create the run folder and prepare the data once here, then start torchrun on the run's own config file."""
+    from sftkit.training.rundir import FAILED, read_state, run_dir_of, start_run_dir, write_state
 
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    steps = f"{cfg.train.max_iters} steps" if cfg.train.max_iters else f"{cfg.train.num_train_epochs:g} epochs"
-    console.print(
-        f"[bold]sftkit train[/]: {cfg.trainer_type.upper()} ({method_of(cfg)}) of {cfg.model.name} on "
-        f"{cfg.data.dataset or cfg.data.train_file}, {steps} -> {cfg.train.output_dir}"
-    )
-
-
-def _summarise(cfg, result) -> None:
-    from sftkit.console import console
-
-    m = result.metrics
-    parts = [f"{k} {m[k]:.4f}" for k in ("train_loss", "eval_loss") if isinstance(m.get(k), (int, float))]
-    console.print(f"[green]done[/]: model in {result.model_dir}" + (f" ({', '.join(parts)})" if parts else ""))
-    tr = cfg.tracking
-    if tr.enabled and tr.backend == "trackio":
-        console.print(f"dashboard: trackio show --project {tr.project}")
-    elif tr.enabled and tr.backend == "tensorboard":
-        console.print(f"dashboard: tensorboard --logdir {result.run_dir / 'tensorboard'}")
-    console.print(f"next: sftkit eval {result.run_dir}   |   sftkit generate {result.run_dir} \"your prompt\"")
-
-
-def _launch_torchrun(resolved, resume, overwrite, nproc, nnodes, node_rank, master_addr, master_port):
-    """Prepare data once here, then start torchrun on the run's own config file."""
-    from sftkit.console import console
-    from sftkit.modeling import tokenizer_for
-    from sftkit.training.rundir import CONFIG_NAME, start_run_dir
-
-    cfg = resolved.config
-    if node_rank == 0:
+    if p.node_rank == 0:
         run_dir, _ = start_run_dir(cfg, resume, overwrite)
-        from sftkit.data.prepare import prepare_data
+        try:
+            from sftkit.data.prepare import prepare_data
+            from sftkit.modeling import tokenizer_for
 
-        prepare_data(cfg, tokenizer=tokenizer_for(cfg))
+            prepare_data(cfg, tokenizer=tokenizer_for(cfg))
+        except BaseException as err:
+            write_state(run_dir, FAILED, error=f"{type(err).__name__}: {err}")
+            raise
     else:
-        from pathlib import Path
-
-        run_dir = Path(cfg.train.output_dir)
+        run_dir = run_dir_of(cfg)
     cmd = [
         sys.executable,
         "-m",
         "torch.distributed.run",
-        f"--nproc_per_node={nproc}",
-        f"--nnodes={nnodes}",
-        f"--node_rank={node_rank}",
-        f"--master_addr={master_addr}",
-        f"--master_port={master_port}",
+        f"--nproc_per_node={p.nproc}",
+        f"--nnodes={p.nnodes}",
+        f"--node_rank={p.node_rank}",
+        f"--master_addr={p.master_addr}",
+        f"--master_port={p.master_port}",
         "-m",
         "sftkit.training.worker",
-        str(run_dir / CONFIG_NAME),
+        str(run_dir / layout.CONFIG),
         "--resume" if resume else "--fresh",
         resume or "",
     ]
-    console.print(f"launching {nproc * nnodes} processes: {' '.join(cmd[2:8])}")
+    if console is not None:
+        console.print(f"launching {p.nproc * p.nnodes} processes: {' '.join(cmd[2:8])}")
     code = subprocess.call(cmd)
     if code != 0:
-        raise SftkitError(f"distributed run failed (exit code {code})", hint=f"see {run_dir / 'train.log'} and the output above", exit_code=code if code > 1 else 1)
-    from sftkit.training.rundir import MODEL_DIR
-
-    return {"run_dir": str(run_dir), "model_dir": str(run_dir / MODEL_DIR)}
+        if p.node_rank == 0 and read_state(run_dir).get("state") not in (FAILED, "interrupted"):
+            write_state(run_dir, FAILED, error=f"a process exited with code {code}")
+        raise SftkitError(
+            f"distributed run failed (exit code {code})",
+            hint=f"see {run_dir / layout.TRAIN_LOG} and the output above",
+            exit_code=code if code > 1 else 1,
+        )
+    metrics_path = run_dir / layout.FINAL_METRICS
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
+    return TrainResult(Path(run_dir), Path(run_dir) / layout.MODEL, metrics)

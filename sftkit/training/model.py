@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sftkit.config import RunConfig
-from sftkit.errors import SftkitError
-from sftkit.modeling import is_local, resolve_model_path
+from sftkit.errors import EXIT_USAGE, SftkitError
+from sftkit.modeling import resolve_model_path
+from sftkit.names import is_local
 from sftkit.training.args import model_load_args
 
 
@@ -18,20 +19,20 @@ def check_hardware(cfg: RunConfig) -> str:
     if cfg.train.fp16 and not cuda:
         raise SftkitError(
             "train.fp16 needs a CUDA GPU, and none is in use here",
-            hint="set --set train.fp16=false (or train.bf16=true on a CPU that supports it)",
-            exit_code=2,
+            hint="set train.fp16=false (or train.bf16=true on a CPU that supports it)",
+            exit_code=EXIT_USAGE,
         )
     if cfg.train.bf16 and cuda and not torch.cuda.is_bf16_supported():
         raise SftkitError(
             f"train.bf16 is not supported by {torch.cuda.get_device_name()}",
-            hint="use --set train.bf16=false --set train.fp16=true on this GPU",
-            exit_code=2,
+            hint="set train.bf16=false and train.fp16=true on this GPU",
+            exit_code=EXIT_USAGE,
         )
     if cfg.model.flash_attention and not cuda:
         raise SftkitError(
             "model.flash_attention needs a CUDA GPU, and none is in use here",
-            hint="set --set model.flash_attention=false",
-            exit_code=2,
+            hint="set model.flash_attention=false",
+            exit_code=EXIT_USAGE,
         )
     if cfg.model.flash_attention:
         import importlib.util
@@ -39,8 +40,8 @@ def check_hardware(cfg: RunConfig) -> str:
         if importlib.util.find_spec("flash_attn") is None:
             raise SftkitError(
                 "model.flash_attention is on but the flash-attn package is not installed",
-                hint="pip install flash-attn, or set --set model.flash_attention=false",
-                exit_code=2,
+                hint="pip install flash-attn, or set model.flash_attention=false",
+                exit_code=EXIT_USAGE,
             )
     if cfg.lora.load_in_4bit or cfg.lora.load_in_8bit:
         import importlib.util
@@ -49,7 +50,7 @@ def check_hardware(cfg: RunConfig) -> str:
             raise SftkitError(
                 "4/8-bit loading needs the bitsandbytes package",
                 hint="pip install bitsandbytes, or set lora.load_in_4bit=false and lora.load_in_8bit=false",
-                exit_code=2,
+                exit_code=EXIT_USAGE,
             )
     backend = cfg.tracking.backend if cfg.tracking.enabled else "none"
     if backend != "none":
@@ -58,8 +59,8 @@ def check_hardware(cfg: RunConfig) -> str:
         if importlib.util.find_spec(backend) is None:
             raise SftkitError(
                 f"tracking.backend is {backend} but the {backend} package is not installed",
-                hint=f"pip install {backend} (or sftkit[tracking]), or --set tracking.enabled=false",
-                exit_code=2,
+                hint=f"pip install {backend} (or 'sftkit[{'wandb' if backend == 'wandb' else 'tracking'}]'), or set tracking.enabled=false",
+                exit_code=EXIT_USAGE,
             )
     return "cuda" if cuda else "cpu"
 

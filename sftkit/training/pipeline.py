@@ -1,6 +1,7 @@
 """The training recipe, top to bottom: run folder -> tokenizer -> data -> model -> trainer -> train -> save.
 
-Called by ``sftkit train`` (once per process under torchrun) and by :func:`sftkit.api.train`.
+:func:`run_pipeline` runs it in this process (once per process under torchrun); :mod:`sftkit.training.launch`
+decides how many processes run it.
 """
 
 from __future__ import annotations
@@ -11,10 +12,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sftkit import layout
 from sftkit.config import RunConfig
 from sftkit.errors import InterruptedRun, SftkitError
-from sftkit.training.args import peft_args, trainer_args
-from sftkit.training.rundir import CONFIG_NAME, MODEL_DIR, environment, find_checkpoint, run_dir_of, start_run_dir, write_json
+from sftkit.training.args import build_peft_config, build_trainer_config, tracking_env
+from sftkit.training.rundir import (
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    environment,
+    find_checkpoint,
+    run_dir_of,
+    start_run_dir,
+    write_json,
+    write_state,
+)
 
 
 @dataclass
@@ -35,7 +47,7 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def train(
+def run_pipeline(
     cfg: RunConfig,
     *,
     resume: str | None = None,
@@ -44,7 +56,7 @@ def train(
     live: bool = False,
     launched: bool = False,
 ) -> TrainResult:
-    """Train as the config says.
+    """Train as the config says, in this process.
 
     ``console``: where progress goes (None: silent); ``live``: a rich live display; ``launched``: this process is
     one of several started by the launcher, which already created the run folder and prepared the data.
@@ -58,13 +70,27 @@ def train(
         checkpoint = find_checkpoint(cfg, run_dir, resume) if resume else None
     else:
         run_dir, checkpoint = start_run_dir(cfg, resume, overwrite)
+    try:
+        return _train(cfg, run_dir, checkpoint, device, console if main else None, live and main)
+    except InterruptedRun:
+        if main:
+            write_state(run_dir, INTERRUPTED)
+        raise
+    except BaseException as err:
+        if main:
+            write_state(run_dir, FAILED, error=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+        raise
+
+
+def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, console: Any, live: bool) -> TrainResult:
+    main = is_main_process()
     if main:
-        write_json(run_dir / "environment.json", environment(device, world_size()))
+        write_json(run_dir / layout.ENVIRONMENT, environment(device, world_size()))
     with _quiet_libraries():
         tokenizer = _tokenizer(cfg)
         data = _data(cfg, tokenizer)
         model = _model(cfg)
-        trainer, signals, nan_guard = _trainer(cfg, model, tokenizer, data, run_dir, console if main else None, live and main)
+        trainer, signals, nan_guard = _trainer(cfg, model, tokenizer, data, run_dir, console, live)
         started = time.time()
         signals.install()
         try:
@@ -79,8 +105,8 @@ def train(
     if signals.received:
         step = trainer.state.global_step
         raise InterruptedRun(
-            f"stopped by {signals.received} at step {step}; checkpoint saved in {run_dir / f'checkpoint-{step}'}",
-            hint=f"resume with: sftkit train --config {run_dir / CONFIG_NAME} --resume",
+            f"stopped by {signals.received} at step {step}; checkpoint saved in {run_dir / f'{layout.CHECKPOINT_PREFIX}{step}'}",
+            hint=f"resume with: sftkit train --config {run_dir / layout.CONFIG} --resume",
         )
     metrics = dict(output.metrics)
     with _quiet_libraries():
@@ -88,7 +114,8 @@ def train(
             metrics.update(_final_eval(trainer))
         if main:
             _save(cfg, trainer, tokenizer, data, run_dir, metrics, started)
-    return TrainResult(run_dir, run_dir / MODEL_DIR, metrics)
+            write_state(run_dir, FINISHED, steps=trainer.state.global_step)
+    return TrainResult(run_dir, run_dir / layout.MODEL, metrics)
 
 
 def _final_eval(trainer) -> dict[str, Any]:
@@ -112,8 +139,6 @@ def _tokenizer(cfg: RunConfig) -> Any:
 def _data(cfg: RunConfig, tokenizer: Any) -> Any:
     from sftkit.data.prepare import prepare_data
 
-    if not (cfg.data.dataset or cfg.data.train_file):
-        raise SftkitError("no training data is set", hint="pass --set data.dataset=<file, folder or Hub id>", exit_code=2)
     return prepare_data(cfg, tokenizer=tokenizer)
 
 
@@ -132,36 +157,24 @@ def _trainer(cfg, model, tokenizer, data, run_dir: Path, console, live):
     from sftkit.training.callbacks import NanGuardCallback, RunLogCallback, StopSignalCallback
 
     has_eval = data.validation is not None
-    args = {
-        **trainer_args(cfg, has_eval=has_eval),
-        "include_num_input_tokens_seen": "non_padding",
-        "logging_nan_inf_filter": False,
-        "ddp_backend": "gloo" if world_size() > 1 and not _cuda(cfg) else None,
-    }
-    peft_config = None
-    if cfg.lora.enabled:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(**peft_args(cfg))
+    os.environ.update(tracking_env(cfg))
+    args = build_trainer_config(cfg, has_eval=has_eval, ddp_backend="gloo" if world_size() > 1 and not _cuda(cfg) else None)
+    peft_config = build_peft_config(cfg)
     nan_guard, signals = NanGuardCallback(), StopSignalCallback()
     callbacks = [RunLogCallback(run_dir, console, live), nan_guard, signals]
     if cfg.trainer_type == "sft":
-        from trl import SFTConfig, SFTTrainer
-
-        trainer_cls, config_cls, extra = SFTTrainer, SFTConfig, {}
+        trainer_cls, extra = _sft_trainer_class(), {}
         columns = ["input_ids", "labels"]
     else:
-        from trl import DPOConfig
-
         from sftkit.training.model import load_model
 
-        trainer_cls, config_cls = _dpo_trainer_class(), DPOConfig
+        trainer_cls = _dpo_trainer_class()
         # None: TRL uses the base with adapters disabled (LoRA) or a frozen copy of the model (full)
         extra = {"ref_model": load_model(cfg, name=cfg.dpo.ref_model) if cfg.dpo.ref_model else None}
         columns = ["prompt_ids", "chosen_ids", "rejected_ids"]
     trainer = trainer_cls(
         model=model,
-        args=config_cls(**args),
+        args=args,
         train_dataset=data.train.select_columns(columns),
         eval_dataset=data.validation.select_columns(columns) if has_eval else None,
         processing_class=tokenizer,
@@ -169,9 +182,36 @@ def _trainer(cfg, model, tokenizer, data, run_dir: Path, console, live):
         callbacks=callbacks,
         **extra,
     )
+    if has_eval and cfg.trainer_type == "sft":
+        trainer._sftkit_rows = data.validation.select_columns(columns).to_list()
     for noisy in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(noisy)  # they print to stdout; our RunLogCallback replaces them
     return trainer, signals, nan_guard
+
+
+def _sft_trainer_class():
+    from trl import SFTTrainer
+
+    class SftkitSFTTrainer(SFTTrainer):
+        _sftkit_rows: list | None = None  # the prepared validation rows as prepared (TRL may pack its own copy)
+
+        """SFTTrainer whose evaluations compute what `sftkit eval` computes (:mod:`sftkit.scoring`): the mean loss
+        per trained token over all validation rows, so the figures in metrics.jsonl, the final metrics and a
+        later `sftkit eval` on the same rows agree. Sharded models (FSDP, DeepSpeed) keep TRL's evaluation loop."""
+
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+            if eval_dataset is not None or self.is_fsdp_enabled or self.is_deepspeed_enabled or not self._sftkit_rows:
+                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            from sftkit.scoring import loss_figures
+
+            pad = self.processing_class.pad_token_id if self.processing_class.pad_token_id is not None else 0
+            metrics = loss_figures(self.model, self._sftkit_rows, "sft", self.args.per_device_eval_batch_size, pad)
+            metrics = {k.replace("eval_", f"{metric_key_prefix}_", 1): v for k, v in metrics.items()}
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+            return metrics
+
+    return SftkitSFTTrainer
 
 
 def _dpo_trainer_class():
@@ -197,23 +237,23 @@ def _cuda(cfg: RunConfig) -> bool:
 def _save(cfg: RunConfig, trainer, tokenizer, data, run_dir: Path, metrics: dict[str, Any], started: float) -> None:
     import shutil
 
-    from sftkit.training.card import metadata, model_card
+    from sftkit.card import metadata, model_card
 
-    final = run_dir / MODEL_DIR
-    tmp = run_dir / f".{MODEL_DIR}.tmp"
+    final = run_dir / layout.MODEL
+    tmp = run_dir / f".{layout.MODEL}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     trainer.save_model(str(tmp))
     tokenizer.save_pretrained(str(tmp))
     meta = metadata(cfg, data, metrics, started, trainer.state.global_step)
-    name = f"{cfg.trainer_type}_metadata.json"
+    name = layout.metadata_name(cfg.trainer_type)
     write_json(tmp / name, meta)
     card = model_card(cfg, meta)
-    (tmp / "README.md").write_text(card, encoding="utf-8")
+    (tmp / layout.CARD).write_text(card, encoding="utf-8")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     write_json(run_dir / name, meta)
-    (run_dir / "README.md").write_text(card, encoding="utf-8")  # replaces TRL's generic card
-    write_json(run_dir / "final_metrics.json", metrics)
+    (run_dir / layout.CARD).write_text(card, encoding="utf-8")  # replaces TRL's generic card
+    write_json(run_dir / layout.FINAL_METRICS, metrics)
 
 
 class _quiet_libraries:

@@ -9,20 +9,18 @@ def main(argv: list[str]) -> int:
     from sftkit.console import console, print_error
     from sftkit.errors import SftkitError
     from sftkit.resolve import resolve_config
-    from sftkit.training.launch import _summarise
-    from sftkit.training.pipeline import is_main_process, train
+    from sftkit.training.pipeline import is_main_process, run_pipeline
 
     config_path, mode, resume = argv[0], argv[1], (argv[2] if len(argv) > 2 else "") or None
     cfg = resolve_config(config_file=config_path).config
     try:
-        # the run folder was created by the launcher; every rank trains, rank 0 alone writes
-        result = train(cfg, resume=resume if mode == "--resume" else None, overwrite=False, console=console, live=False, launched=True)
+        # the run folder was created by the launcher; every rank trains, rank 0 alone writes; the launcher
+        # prints the summary from the run folder
+        run_pipeline(cfg, resume=resume if mode == "--resume" else None, overwrite=False, console=console, live=False, launched=True)
     except SftkitError as err:
         if is_main_process():
             print_error(err)
         return err.exit_code
-    if is_main_process():
-        _summarise(cfg, result)
     return 0
 
 

@@ -42,10 +42,12 @@ def test_importing_the_cli_loads_no_heavy_library():
 
 
 def test_presets_list_and_help_do_not_load_torch():
+    # (--dry-run does load TRL: it builds the trainer's real argument objects, see test_dry_run_*)
     code = (
         "import sys; from typer.testing import CliRunner; from sftkit.cli import app;"
         "r = CliRunner().invoke(app, ['presets', 'list']); assert r.exit_code == 0, r.output;"
-        "r = CliRunner().invoke(app, ['train', '--preset', 'smollm3', '--dry-run']); assert r.exit_code == 0, r.output;"
+        "r = CliRunner().invoke(app, ['train', '--help']); assert r.exit_code == 0, r.output;"
+        "r = CliRunner().invoke(app, ['config', 'keys', 'train']); assert r.exit_code == 0, r.output;"
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -97,7 +99,7 @@ def test_dry_run_human_output_is_yaml_on_stdout(cli):
 
 
 def test_trainer_type_flag_on_smollm3(cli):
-    plan = json.loads(cli("train", "--preset", "smollm3", "--trainer-type", "dpo", "--dry-run", "--json").stdout)
+    plan = json.loads(cli("train", "--preset", "smollm3", "--set", "data.dataset=prefs.jsonl", "--trainer-type", "dpo", "--dry-run", "--json").stdout)
     assert plan["config"]["trainer_type"] == "dpo" and plan["trainer"]["class"] == "trl.DPOTrainer"
     assert plan["trainer"]["args"]["beta"] == 0.1
 
@@ -147,3 +149,68 @@ def test_no_color_is_honoured(env):
         env={**os.environ, **env, "FORCE_COLOR": ""},
     )
     assert "\x1b[" not in out.stderr
+
+
+def test_dry_run_builds_the_real_trainer_arguments(cli):
+    # sftkit's schema takes any optimiser name; the installed transformers knows which exist
+    result = cli("train", "--preset", "tiny", "--set", "train.optimizer=adamw_nope", "--dry-run")
+    assert result.exit_code == 2, result.output
+    assert "rejects these settings" in result.stderr and "adamw_nope" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    # best-model selection needs checkpoints at evaluation steps: TRL's own rule, caught before a run
+    result = cli("train", "--preset", "tiny", "--set", "train.load_best_model_at_end=true", "--set", "train.eval_steps=30", "--set", "train.save_steps=45", "--dry-run")
+    assert result.exit_code == 2 and "multiple of the evaluation" in result.stderr
+
+
+def test_dry_run_of_a_gpu_preset_on_a_cpu_machine_notes_the_unchecked_precision(cli):
+    result = cli("train", "--preset", "openhermes-fr-a100-multipass", "--dry-run")
+    assert result.exit_code == 0, result.output
+    import torch
+
+    if not torch.cuda.is_available():
+        assert "note:" in result.stderr and "train.bf16" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "sets, keys",
+    [
+        (["data.dataset=null"], ["data.dataset"]),
+        (["data.validation_fraction=0.1"], ["data.validation_split", "data.validation_fraction"]),
+    ],
+)
+def test_dry_run_refuses_a_config_a_run_would_refuse(cli, sets, keys):
+    result = cli("train", "--preset", "tiny", *[a for s in sets for a in ("--set", s)], "--dry-run")
+    assert result.exit_code == 2, result.output
+    for key in keys:
+        assert key in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_schema_and_cross_field_problems_in_one_report(cli, tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("extends: tiny\ndata:\n  dataset: null\n  validation_fraction: 0.1\ntrain:\n  batch_size: 0\n  fp16: true\n  bf16: true\n")
+    result = cli("train", "--config", str(f), "--dry-run")
+    assert result.exit_code == 2
+    assert "4 problems" in result.stderr, result.stderr
+    for key in ("train.batch_size", "train.fp16, train.bf16", "data.dataset", "data.validation_fraction"):
+        assert key in result.stderr
+
+
+def test_config_keys_prints_each_key_with_type_default_and_doc(cli):
+    result = cli("config", "keys", "train")
+    assert result.exit_code == 0
+    block = result.stdout.split("train.learning_rate", 1)[1].split("\n\n", 1)[0]
+    assert "number > 0" in block and "default 2e-05" in block and "Peak learning rate." in block
+    assert "model.name" not in result.stdout
+    rows = json.loads(cli("config", "keys", "--json").stdout)
+    assert {r["key"] for r in rows} >= {"model.name", "data.response_marker", "lora.r", "tracking.backend"}
+    bad = cli("config", "keys", "tran")
+    assert bad.exit_code == 2 and "did you mean train?" in bad.stderr
+
+
+def test_set_completion_completes_keys_and_choices():
+    from sftkit.cli.options import _complete_set
+
+    assert "train.learning_rate=" in _complete_set("train.lea")
+    assert _complete_set("train.scheduler=cos") == ["train.scheduler=cosine", "train.scheduler=cosine_with_restarts"]
+    assert _complete_set("lora.enabled=") == ["lora.enabled=true", "lora.enabled=false"]

@@ -8,7 +8,10 @@ import pytest
 
 from sftkit.cli.generate import escape_line
 from sftkit.errors import DataError, SftkitError
-from sftkit.generation import GenerationStats, LoadedModel, RunInfo, SamplingOptions, locate, row_prompt
+from sftkit.generation import LoadedModel
+from sftkit.prompts import row_prompt
+from sftkit.runinfo import RunInfo, locate
+from sftkit.sampling import GenerationStats, SamplingOptions
 
 
 # --------------------------------------------------------------------------- locate
@@ -97,7 +100,8 @@ def test_sampling_options():
     for bad in (SamplingOptions(max_new_tokens=0), SamplingOptions(temperature=-1), SamplingOptions(top_p=0), SamplingOptions(top_k=-2)):
         with pytest.raises(SftkitError) as e:
             bad.check()
-        assert e.value.exit_code == 2 and e.value.message.startswith("--")
+        # the library names the setting (the same word as the keyword and, with dashes, the CLI flag)
+        assert e.value.exit_code == 2 and e.value.message.split()[0] in ("max_new_tokens", "temperature", "top_p", "top_k")
 
 
 def test_escape_line_keeps_one_record_per_line():
@@ -184,7 +188,8 @@ def test_eval_rows_references_and_result_names():
 
 
 def test_export_card_and_output_checks(tmp_path):
-    from sftkit.export import _check_output, model_card
+    from sftkit.card import export_card as model_card
+    from sftkit.export import _check_output
 
     meta = {"trainer_type": "sft", "method": "lora", "model": "HuggingFaceTB/SmolLM2-135M", "dataset": "a/b", "lora": {"r": 8, "alpha": 16, "dropout": 0.0}, "metrics": {"eval_loss": 1.23456}}
     card = model_card(meta, {"merged_lora": True, "dtype": "bfloat16", "max_abs_logit_diff": 0.01})
@@ -207,7 +212,8 @@ def test_loss_is_the_mean_over_trained_tokens(untrained):
 
     import torch
 
-    from sftkit.evaluation import IGNORE_INDEX, EvalRows, loss_metrics
+    from sftkit.evaluation import EvalRows, loss_metrics
+    from sftkit.scoring import IGNORE_INDEX
 
     tok = untrained.tokenizer
     rows = []

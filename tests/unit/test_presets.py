@@ -21,7 +21,7 @@ def test_required_presets_are_discovered():
 
 @pytest.mark.parametrize("name", PRESET_FILES)
 def test_each_preset_file_resolves_and_has_a_description(name):
-    resolved = resolve_config(preset=name)  # validates schema and cross-field rules
+    resolved = resolve_config(preset=name, complete=False)  # validates schema and cross-field rules
     assert resolved.config.model.name
     from sftkit.yamlio import load_yaml
 
@@ -32,7 +32,7 @@ def test_each_preset_file_resolves_and_has_a_description(name):
 
 
 def test_smollm3_values():
-    c = resolve_config(preset="smollm3").config
+    c = resolve_config(preset="smollm3", complete=False).config
     assert c.model.name == "HuggingFaceTB/SmolLM3-3B"
     assert (c.model.max_seq_length, c.train.batch_size, c.train.gradient_accumulation_steps) == (4096, 4, 4)
     assert (c.train.learning_rate, c.train.weight_decay, c.train.warmup_steps, c.train.max_iters) == (2e-5, 0.01, 100, 1000)
@@ -44,8 +44,8 @@ def test_smollm3_values():
 
 
 def test_smollm3_dpo_inherits_and_overrides():
-    c = resolve_config(preset="smollm3-dpo").config
-    base = resolve_config(preset="smollm3").config
+    c = resolve_config(preset="smollm3-dpo", complete=False).config
+    base = resolve_config(preset="smollm3", complete=False).config
     assert c.trainer_type == "dpo"
     assert (c.dpo.beta, c.dpo.loss_type, c.dpo.max_prompt_length, c.dpo.max_length) == (0.1, "sigmoid", 2048, 4096)
     assert (c.lora.enabled, c.lora.r, c.lora.alpha, c.lora.dropout) == (True, 16, 32, 0.1)
@@ -67,7 +67,7 @@ def test_openhermes_multipass_values():
 
 
 def test_arabic_qwen_lora_values():
-    c = resolve_config(preset="arabic-qwen-lora").config
+    c = resolve_config(preset="arabic-qwen-lora", complete=False).config
     assert "Qwen" in c.model.name
     assert (c.lora.enabled, c.lora.r, c.lora.alpha, c.lora.dropout) == (True, 16, 32, 0.1)
     assert set(c.lora.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}

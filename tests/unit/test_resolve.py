@@ -37,10 +37,10 @@ def test_precedence_defaults_preset_file_set_flag(tmp_path):
 
 def test_trainer_type_flag_beats_config_beats_default(tmp_path):
     assert resolve_config(preset="tiny").config.trainer_type == "sft"
-    assert resolve_config(preset="smollm3-dpo").config.trainer_type == "dpo"
-    r = resolve_config(preset="smollm3", flags={"--trainer-type": ("trainer_type", "dpo")})
+    assert resolve_config(preset="smollm3-dpo", complete=False).config.trainer_type == "dpo"
+    r = resolve_config(preset="smollm3", flags={"--trainer-type": ("trainer_type", "dpo")}, complete=False)
     assert r.config.trainer_type == "dpo"
-    r = resolve_config(preset="smollm3-dpo", flags={"--trainer-type": ("trainer_type", "sft")})
+    r = resolve_config(preset="smollm3-dpo", flags={"--trainer-type": ("trainer_type", "sft")}, complete=False)
     assert r.config.trainer_type == "sft"
 
 
@@ -116,3 +116,37 @@ def test_unknown_preset_did_you_mean():
 def test_set_without_equals():
     with pytest.raises(ConfigError, match="expected key=value"):
         resolve_config(preset="tiny", sets=["train.seed"])
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("data.response_marker=### Response:", "### Response:"),
+        ("tracking.experiment_name=run #2", "run #2"),
+        ("data.system_prompt=Answer: briefly", "Answer: briefly"),
+        ("data.system_prompt=Answer:", "Answer:"),
+        ("data.template=### Instruction: {instruction}\n### Response: {response}", "### Instruction: {instruction}\n### Response: {response}"),
+        ("data.system_prompt='quoted: as YAML'", "quoted: as YAML"),
+        ("data.system_prompt=null", None),
+        ("data.system_prompt='null'", "null"),
+        ("data.system_prompt=1e-4", "1e-4"),
+    ],
+)
+def test_set_takes_text_keys_as_written(raw, expected):
+    key = raw.split("=", 1)[0]
+    section, name = key.split(".")
+    cfg = resolve_config(preset="tiny", sets=[raw]).config
+    assert getattr(getattr(cfg, section), name) == expected
+
+
+def test_set_reads_other_keys_as_yaml():
+    cfg = resolve_config(preset="tiny", sets=["train.learning_rate=1e-4", "lora.target_modules=[q_proj, v_proj]", "data.field_map={q: instruction}", "train.fp16=false"]).config
+    assert cfg.train.learning_rate == 1e-4 and cfg.lora.target_modules == ["q_proj", "v_proj"]
+    assert cfg.data.field_map == {"q": "instruction"} and cfg.train.fp16 is False
+
+
+@pytest.mark.parametrize("raw", ["train.learning_rate=.inf", "dpo.beta=.nan"])
+def test_non_finite_numbers_are_refused(raw):
+    with pytest.raises(ConfigError) as e:
+        resolve_config(preset="tiny", sets=[raw, "trainer_type=dpo"] if raw.startswith("dpo") else [raw])
+    assert raw.split("=")[0] in e.value.message + " ".join(str(p) for p in e.value.problems)

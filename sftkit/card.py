@@ -1,4 +1,5 @@
-"""Run metadata (``sft_metadata.json`` / ``dpo_metadata.json``) and a model card Hub users recognise."""
+"""Model cards and run metadata: one home for the pieces the run's card (``sftkit train``) and the export's
+card (``sftkit export``) share: Hub front matter, tables, the trainer-kind wording, run metadata."""
 
 from __future__ import annotations
 
@@ -7,20 +8,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sftkit import __version__
+from sftkit import names
 from sftkit.config import RunConfig
+from sftkit.names import hub_id
+from sftkit.version import __version__
 
 
 #: what each trainer type is called in a model card
 KINDS = {"sft": "supervised fine-tuning (SFT)", "dpo": "direct preference optimisation (DPO)"}
-_FILE_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".gz", ".gguf")
-
-
-def hub_id(name: str | None) -> str | None:
-    """``name`` when it looks like a Hub repository id (``org/name``), not a local path, file or builtin."""
-    if not name or "/" not in name or name.startswith((".", "/", "~")) or name.endswith(_FILE_SUFFIXES):
-        return None
-    return None if Path(name).expanduser().exists() else name
 
 
 def front_matter(library: str, base: str | None, dataset: str | None, tags: list[str]) -> list[str]:
@@ -39,13 +34,8 @@ def table(title: str, header: str, rows: list[tuple[str, Any]]) -> list[str]:
 
 
 def method_of(cfg: RunConfig) -> str:
-    if not cfg.lora.enabled:
-        return "full"
-    if cfg.lora.load_in_4bit:
-        return "qlora-4bit"
-    if cfg.lora.load_in_8bit:
-        return "lora-8bit"
-    return "lora"
+    """``full``, ``lora``, ``qlora`` or ``lora-8bit`` (the names in :mod:`sftkit.names`)."""
+    return names.method_of(cfg.lora.enabled, cfg.lora.load_in_4bit, cfg.lora.load_in_8bit)
 
 
 def metadata(cfg: RunConfig, data: Any, metrics: dict[str, Any], started: float, steps: int) -> dict[str, Any]:
@@ -118,3 +108,61 @@ def model_card(cfg: RunConfig, meta: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(front + body)
+
+
+def export_card(meta: dict[str, Any], export_info: dict[str, Any]) -> str:
+    """A model card for an exported (merged) model: Hub front matter, training settings and results, usage."""
+    base = meta.get("model")
+    hub_base = hub_id(base)
+    trainer = meta.get("trainer_type") or "sft"
+    tags = ["sftkit", "trl", trainer] + (["merged-lora"] if export_info.get("merged_lora") else [])
+    dataset = meta.get("dataset")
+    front = front_matter("transformers", base, dataset, tags)
+    kind = KINDS.get(trainer, trainer)
+    origin = f" of [{hub_base}](https://huggingface.co/{hub_base})" if hub_base else (f" of {base}" if base else "")
+    merged = " The LoRA adapter is merged into the base weights, so the model loads without peft." if export_info.get("merged_lora") else ""
+    rows = [
+        ("method", meta.get("method")),
+        ("base model", base),
+        ("dataset", dataset),
+        ("template", meta.get("template")),
+        ("max length", meta.get("max_length")),
+        ("steps", meta.get("steps")),
+        ("seed", meta.get("seed")),
+        ("lora", ", ".join(f"{k}={meta['lora'][k]}" for k in ("r", "alpha", "dropout") if k in meta["lora"]) if meta.get("lora") else None),
+        ("exported dtype", export_info.get("dtype")),
+        ("largest logit difference vs. un-merged", _fmt(export_info.get("max_abs_logit_diff"))),
+    ]
+    body = [
+        "# Fine-tuned model",
+        "",
+        f"Trained with [sftkit](https://pypi.org/project/sftkit/) by {kind}{origin}.{merged}",
+        "",
+        *table("Training", "setting", rows),
+    ]
+    metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if k.startswith(("eval_", "train_loss"))}
+    if metrics:
+        body += table("Results", "metric", [(k, _fmt(v)) for k, v in metrics.items()])
+    body += [
+        "## Use",
+        "",
+        "```python",
+        "from transformers import AutoModelForCausalLM, AutoTokenizer",
+        "",
+        'tokenizer = AutoTokenizer.from_pretrained("PATH")',
+        'model = AutoModelForCausalLM.from_pretrained("PATH")',
+        'messages = [{"role": "user", "content": "Hello!"}]',
+        "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\", return_dict=True)",
+        "print(tokenizer.decode(model.generate(**inputs, max_new_tokens=64)[0][inputs['input_ids'].shape[1]:], skip_special_tokens=True))",
+        "```",
+        "",
+        'or with sftkit: `sftkit generate PATH "your prompt"` (the training metadata next to the weights tells it the template).',
+        "",
+    ]
+    return "\n".join(front + body)
+
+
+def _fmt(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value

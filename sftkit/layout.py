@@ -1,0 +1,66 @@
+"""Where things live in a run folder and a prepared-data folder, declared once.
+
+```
+runs/x/
+  sftkit.yaml            the resolved config the run used (CONFIG)
+  state.json             running / failed / interrupted / finished (STATE)
+  environment.json       versions, device, threads (ENVIRONMENT)
+  metrics.jsonl          every logged event, one JSON object a line (METRICS)
+  train.log              the same as plain timestamped lines (TRAIN_LOG)
+  checkpoint-N/          trainer checkpoints
+  prepared/              the tokenised data + manifest.json + dropped.jsonl (PREPARED)
+  model/                 the final model or adapter, tokenizer, metadata, card (MODEL)
+  sft_metadata.json      run metadata (metadata_name(trainer_type)); also in model/
+  final_metrics.json     the final figures (FINAL_METRICS)
+  README.md              the model card (CARD)
+  eval/NAME.json         `sftkit eval` results (EVAL)
+  tensorboard/           TensorBoard events, when that tracker is on (TENSORBOARD)
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CONFIG = "sftkit.yaml"
+STATE = "state.json"
+ENVIRONMENT = "environment.json"
+METRICS = "metrics.jsonl"
+TRAIN_LOG = "train.log"
+PREPARED = "prepared"
+MODEL = "model"
+FINAL_METRICS = "final_metrics.json"
+CARD = "README.md"
+EVAL = "eval"
+TENSORBOARD = "tensorboard"
+CHECKPOINT_PREFIX = "checkpoint-"
+
+# the prepared-data folder
+MANIFEST = "manifest.json"
+DROPPED = "dropped.jsonl"
+
+TRAINER_TYPES = ("sft", "dpo")
+
+
+def metadata_name(trainer_type: str) -> str:
+    """``sft_metadata.json`` / ``dpo_metadata.json``."""
+    return f"{trainer_type}_metadata.json"
+
+
+METADATA_NAMES = tuple(metadata_name(t) for t in TRAINER_TYPES)
+
+
+def run_config(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CONFIG
+
+
+def model_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / MODEL
+
+
+def prepared_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / PREPARED
+
+
+def eval_file(run_dir: str | Path, name: str) -> Path:
+    return Path(run_dir) / EVAL / f"{name}.json"
