@@ -11,8 +11,11 @@ from sftkit.errors import SftkitError
 
 
 def _make_console() -> Console:
-    # rich honours NO_COLOR itself; we only make sure the console writes to stderr.
-    return Console(stderr=True, highlight=False, soft_wrap=False)
+    # rich honours NO_COLOR itself; we only make sure the console writes to stderr. Off a terminal (a log file,
+    # a pipe, CI) lines are never wrapped, so one error stays one line that grep and log readers can use.
+    made = Console(stderr=True, highlight=False, soft_wrap=False)
+    made.soft_wrap = not made.is_terminal
+    return made
 
 
 console = _make_console()

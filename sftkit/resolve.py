@@ -190,7 +190,8 @@ def validate(
             keys = [k.strip() for k in (p.key or "").split(",")]
             if bad_keys.intersection(keys):
                 continue
-            p.where = p.where or sources.get(keys[0])
+            wheres = list(dict.fromkeys(w for w in (sources.get(k) for k in keys) if w))
+            p.where = p.where or (", ".join(wheres) if wheres else None)
             problems.append(p)
     return config, problems
 
