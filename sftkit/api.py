@@ -105,7 +105,7 @@ def plan(config: RunConfig) -> dict[str, Any]:
 
 def config_keys(section: str | None = None) -> list[dict[str, Any]]:
     """Every config key (or one section's) with its type, default and documentation."""
-    from sftkit.config import SECTIONS, key_docs
+    from sftkit.keys import SECTIONS, key_docs
 
     if section is not None and section not in SECTIONS and section != "trainer_type":
         import difflib

@@ -61,7 +61,7 @@ def _all(node: Cmd) -> list[Cmd]:
 
 
 def set_words() -> list[str]:
-    from sftkit.config import all_keys
+    from sftkit.keys import all_keys
 
     return [f"{k}=" for k in all_keys()]
 

@@ -13,7 +13,7 @@ config_app = typer.Typer(help="Read about the config keys.", no_args_is_help=Tru
 
 
 def _complete_sections(incomplete: str) -> list[str]:
-    from sftkit.config import SECTIONS
+    from sftkit.keys import SECTIONS
 
     return [s for s in (*SECTIONS, "trainer_type") if s.startswith(incomplete)]
 

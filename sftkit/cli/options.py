@@ -21,7 +21,7 @@ def _complete_set(incomplete: str) -> list[str]:
     """``--set`` completes keys (``train.lea`` -> ``train.learning_rate=``) and, for choices, their values."""
     import typing
 
-    from sftkit.config import all_keys, field_info, type_members
+    from sftkit.keys import all_keys, field_info, type_members
 
     key, sep, value = incomplete.partition("=")
     if not sep:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from sftkit import layout
-from sftkit.config import SECTIONS, RunConfig
+from sftkit.config import RunConfig
+from sftkit.keys import SECTIONS
 from sftkit.errors import EXIT_USAGE, SftkitError
 from sftkit.yamlio import atomic_write_text, dump_yaml, load_yaml
 
