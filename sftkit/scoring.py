@@ -5,6 +5,12 @@ training (``eval_loss`` in ``metrics.jsonl``, the final figures) and ``sftkit ev
 by the number of trained tokens, so it does not depend on the batch size or on how rows are grouped (a mean
 of per-batch means would). For DPO rows the trained tokens are the chosen answers' and
 ``eval_preference_accuracy`` is how often the chosen answer has the higher log-probability.
+
+One difference is by definition: during DPO training the trainer's ``eval_loss`` is TRL's preference loss
+(sigmoid, IPO, ...), not a cross-entropy, so it is not comparable with ``sftkit eval``'s ``eval_loss`` of the
+same run; TRL's ``eval_rewards/accuracies`` is the counterpart of ``eval_preference_accuracy`` (it compares
+the policy's log-ratio against the reference model, where sftkit compares the two answers' log-probabilities).
+Sharded runs (FSDP, DeepSpeed) keep TRL's evaluation loop, which averages per batch.
 """
 
 from __future__ import annotations
