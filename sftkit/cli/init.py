@@ -2,22 +2,47 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from sftkit.cli.options import OutputDirOpt, PresetOpt
+from sftkit.cli.options import OutputDirOpt, PresetOpt, TrainerTypeOpt
 from sftkit.errors import ConfigError
+from sftkit.layout import CONFIG
+from sftkit.names import FULL, LORA, METHODS, QLORA
+from sftkit.wizard.questions import PRECISIONS, TRACKING
 
 PANEL = "Answers (each one skips its question)"
+
+#: the flag that gives each wizard answer, and the other flags the wizard's errors may name
+FLAGS = {
+    "trainer_type": "--trainer-type",
+    "preset": "--preset",
+    "model": "--model",
+    "dataset": "--data",
+    "method": "--method",
+    "learning_rate": "--lr",
+    "batch_size": "--batch-size",
+    "gradient_accumulation_steps": "--grad-accum",
+    "max_iters": "--max-iters",
+    "num_train_epochs": "--epochs",
+    "max_seq_length": "--max-seq-length",
+    "precision": "--precision",
+    "tracking": "--tracking",
+    "trackio_space": "--trackio-space",
+    "output_dir": "--output-dir",
+    "experiment_name": "--experiment-name",
+    "yes": "--yes",
+    "overwrite": "--overwrite",
+    "path": "--config-path",
+}
 
 
 def init(
     preset: PresetOpt = None,
-    method: Annotated[
-        Optional[Literal["sft", "dpo"]], typer.Option("--method", help="sft or dpo.", rich_help_panel=PANEL)
-    ] = None,
+    trainer_type: TrainerTypeOpt = None,
     model: Annotated[
         Optional[str], typer.Option("--model", "-m", help="Hub id (org/name) or local folder.", rich_help_panel=PANEL)
     ] = None,
@@ -25,9 +50,12 @@ def init(
         Optional[str],
         typer.Option("--data", "-d", help="Training data: a file, a folder or a Hub dataset id.", rich_help_panel=PANEL),
     ] = None,
-    lora: Annotated[bool, typer.Option("--lora", help="Train LoRA adapters.", rich_help_panel=PANEL)] = False,
-    qlora: Annotated[bool, typer.Option("--qlora", help="LoRA on a 4-bit base (CUDA).", rich_help_panel=PANEL)] = False,
-    full: Annotated[bool, typer.Option("--full", help="Train every weight.", rich_help_panel=PANEL)] = False,
+    method: Annotated[
+        Optional[str], typer.Option("--method", help=f"Training method: {', '.join(METHODS)}.", rich_help_panel=PANEL)
+    ] = None,
+    lora: Annotated[bool, typer.Option("--lora", help="Same as --method lora.", rich_help_panel=PANEL)] = False,
+    qlora: Annotated[bool, typer.Option("--qlora", help="Same as --method qlora.", rich_help_panel=PANEL)] = False,
+    full: Annotated[bool, typer.Option("--full", help="Same as --method full.", rich_help_panel=PANEL)] = False,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate.", rich_help_panel=PANEL)] = None,
     batch_size: Annotated[
         Optional[int], typer.Option("--batch-size", help="Per-device batch size.", rich_help_panel=PANEL)
@@ -45,12 +73,16 @@ def init(
         Optional[int], typer.Option("--max-seq-length", help="Longest sequence in tokens.", rich_help_panel=PANEL)
     ] = None,
     precision: Annotated[
-        Optional[Literal["bf16", "fp16", "fp32"]],
-        typer.Option("--precision", help="Default: detected from the GPU (fp32 without one).", rich_help_panel=PANEL),
+        Optional[str],
+        typer.Option(
+            "--precision",
+            help=f"{', '.join(PRECISIONS)}. Default: detected from the GPU (fp32 without one).",
+            rich_help_panel=PANEL,
+        ),
     ] = None,
     tracking: Annotated[
-        Optional[Literal["trackio", "trackio-space", "tensorboard", "wandb", "none"]],
-        typer.Option("--tracking", help="Experiment tracker.", rich_help_panel=PANEL),
+        Optional[str],
+        typer.Option("--tracking", help=f"Experiment tracker: {', '.join(TRACKING)}.", rich_help_panel=PANEL),
     ] = None,
     trackio_space: Annotated[
         Optional[str], typer.Option("--trackio-space", help="Sync trackio to this Space (user/space).", rich_help_panel=PANEL)
@@ -61,11 +93,11 @@ def init(
     ] = None,
     config_path: Annotated[
         Path, typer.Option("--config-path", help="Where to write the project file.", dir_okay=False)
-    ] = Path("sftkit.yaml"),
+    ] = Path(CONFIG),
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Ask nothing: take the preset's value for every answer no flag gives.")
     ] = False,
-    force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing project file.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing project file.")] = False,
     train: Annotated[bool, typer.Option("--train", help="Start `sftkit train` once the file is written.")] = False,
     from_legacy: Annotated[
         Optional[Path],
@@ -79,15 +111,12 @@ def init(
     """Create sftkit.yaml: a few questions (or flags), a summary, then the next commands."""
     from sftkit.console import console
 
-    adapters = [name for name, on in (("lora", lora), ("qlora", qlora), ("full", full)) if on]
-    if len(adapters) > 1:
-        raise ConfigError("--lora, --qlora and --full exclude each other", hint="pass one of them")
     given = {
-        "method": method,
+        "trainer_type": trainer_type.lower() if trainer_type else None,
         "preset": preset,
         "model": model,
         "dataset": data,
-        "adapter": adapters[0] if adapters else None,
+        "method": _method(method, lora, qlora, full),
         "learning_rate": lr,
         "batch_size": batch_size,
         "gradient_accumulation_steps": grad_accum,
@@ -104,40 +133,50 @@ def init(
     if from_legacy is not None:
         if given:
             raise ConfigError("--from-legacy takes no other answers", hint="convert first, then edit the written file")
-        _convert(from_legacy, config_path, force, yes)
+        _convert(from_legacy, config_path, overwrite, yes)
     else:
-        from sftkit.wizard import init_project
+        from sftkit.wizard.command import init_project
 
-        result = init_project(given, config_path, yes=yes, force=force, train=train)
+        result = init_project(given, config_path, yes=yes, overwrite=overwrite, train=train, names=FLAGS)
         if result.project is None:
             console.print("[yellow]cancelled: nothing was written[/]")
             raise typer.Exit(1)
         for note in result.project.notes:
             console.print(f"[dim]{note}[/]")
-        console.print(f"[green]wrote[/] {config_path} (extends {result.project.preset})")
+        console.print(f"[green]wrote[/] {config_path} (extends {result.project.extends})")
         if result.start_training:
             _start_training(config_path)
             return
     console.print("next:")
-    from sftkit.wizard import next_commands
-
-    for line in next_commands(config_path):
+    for line in (f"sftkit prepare --config {config_path}", f"sftkit train --config {config_path}"):
         console.print(f"  {line}", highlight=False, markup=False)
     if from_legacy is not None and train:
         _start_training(config_path)
 
 
-def _convert(source: Path, path: Path, force: bool, yes: bool) -> None:
-    import sys
+def _method(method: str | None, lora: bool, qlora: bool, full: bool) -> str | None:
+    """--method, or the one shorthand given (--lora, --qlora, --full); giving two different ones is an error."""
+    picked = {name for name, on in ((LORA, lora), (QLORA, qlora), (FULL, full)) if on}
+    if method:
+        picked.add(method.lower())
+    if len(picked) > 1:
+        raise ConfigError(
+            f"--method, --lora, --qlora and --full give different methods ({', '.join(sorted(picked))})",
+            hint="pass one of them",
+        )
+    return picked.pop() if picked else None
 
+
+def _convert(source: Path, path: Path, overwrite: bool, yes: bool) -> None:
     from sftkit.console import console, escape
-    from sftkit.legacy import convert_legacy, write_conversion
+    from sftkit.legacy.convert import convert_legacy, write_conversion
     from sftkit.presets import display_path
-    from sftkit.wizard import QuestionaryPrompter, may_write
+    from sftkit.projectfile import may_write
+    from sftkit.wizard.interactive import QuestionaryPrompter
 
     conv = convert_legacy(source)
-    ask = not yes and sys.stdin.isatty()
-    if not may_write(path, force=force, prompter=QuestionaryPrompter() if ask else None):
+    confirm = QuestionaryPrompter().confirm if not yes and sys.stdin.isatty() else None
+    if not may_write(path, overwrite=overwrite, confirm=confirm, names=FLAGS):
         console.print("[yellow]cancelled: nothing was written[/]")
         raise typer.Exit(1)
     write_conversion(conv, path)
@@ -159,10 +198,8 @@ def _start_training(path: Path) -> None:
     import subprocess
 
     from sftkit.console import console
-    from sftkit.wizard import train_command
 
-    command = train_command(path)
     console.print(f"[bold]starting:[/] sftkit train --config {path}", highlight=False)
-    code = subprocess.call(command)
+    code = subprocess.call([sys.executable, "-m", "sftkit", "train", "--config", str(path)])
     if code:
         raise typer.Exit(code)

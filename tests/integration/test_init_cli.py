@@ -46,8 +46,8 @@ def test_flags_answer_every_question(cli, tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text('{"prompt": "p", "completion": "c"}\n')
     result = cli(
-        "init", "--yes", "--preset", "tiny", "--method", "sft", "--model", "builtin:tiny", "--data", str(data),
-        "--lora", "--lr", "1e-3", "--batch-size", "8", "--grad-accum", "2", "--max-iters", "50",
+        "init", "--yes", "--preset", "tiny", "--trainer-type", "sft", "--model", "builtin:tiny", "--data", str(data),
+        "--method", "lora", "--lr", "1e-3", "--batch-size", "8", "--grad-accum", "2", "--max-iters", "50",
         "--max-seq-length", "64", "--precision", "fp32", "--tracking", "tensorboard", "--output-dir", "runs/f",
         "--experiment-name", "flags", "--config-path", "conf/project.yaml",
     )
@@ -64,15 +64,17 @@ def test_bad_flags_are_usage_errors(cli):
     assert result.exit_code == 2
     assert "--model" in result.stderr and "--lr" in result.stderr
     assert cli("init", "--yes", "--lora", "--full").exit_code == 2
+    assert cli("init", "--yes", "--method", "qlora", "--lora").exit_code == 2
     assert not Path("sftkit.yaml").exists()
 
 
-def test_existing_file_needs_force_with_yes(cli):
+def test_existing_file_needs_overwrite_with_yes(cli):
     Path("sftkit.yaml").write_text("extends: smollm3\n")
     result = cli("init", "--preset", "tiny", "--yes")
-    assert result.exit_code == 2 and "already exists" in result.stderr
+    assert result.exit_code == 2 and "already exists" in result.stderr and "--overwrite" in result.stderr
     assert Path("sftkit.yaml").read_text() == "extends: smollm3\n"
-    assert cli("init", "--preset", "tiny", "--yes", "--force").exit_code == 0
+    assert cli("init", "--preset", "tiny", "--yes", "-f").exit_code == 2  # -f is --format elsewhere, never init's
+    assert cli("init", "--preset", "tiny", "--yes", "--overwrite").exit_code == 0
     assert yaml.safe_load(Path("sftkit.yaml").read_text()) == {"extends": "tiny"}
 
 
@@ -125,17 +127,17 @@ def test_init_in_a_real_terminal(tmp_path):
     )
     log = tmp_path / "terminal.log"
     child.logfile_read = log.open("w")
-    down, up, clear = "\x1b[B", "\x1b[A", "\x15"
+    down, clear = "\x1b[B", "\x15"
 
     def answer(prompt: str, keys: str) -> None:
         child.expect(prompt)
         child.send(keys)
 
     try:
-        answer("Training method", "\r")
+        answer("Trainer type", "\r")
         answer("Model", "\r")
         answer("Training data", "\r")
-        answer("LoRA or QLoRA", up + up + "\r")  # full -> LoRA
+        answer("LoRA or QLoRA", down + "\r")  # full -> LoRA
         answer("Learning rate", clear + "4e-3\r")
         answer("Batch size", clear + "16\r")
         answer("Gradient accumulation", "\r")
@@ -148,7 +150,7 @@ def test_init_in_a_real_terminal(tmp_path):
         child.expect("What now")
         child.send(down + "\r")  # Change an answer
         child.expect("Which answer")
-        child.send(down * 6 + "\r")  # method, preset, model, data, adapter, learning rate, batch size
+        child.send(down * 6 + "\r")  # trainer type, preset, model, data, method, learning rate, batch size
         answer("Batch size", clear + "24\r")
         answer("What now", "\r")  # Write it
         answer("Start training now", "n")

@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from sftkit.errors import ConfigError
-from sftkit.legacy import convert_legacy, read_legacy, render, write_conversion
+from sftkit.legacy.convert import convert_legacy, render, write_conversion
+from sftkit.legacy.read import read_legacy
+from sftkit.projectfile import flatten
 from sftkit.resolve import resolve_config
-from sftkit.wizard import flatten
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "legacy"
 MULTIPASS = FIXTURES / "train_smollm3_openhermes_fr_a100_multiple_passes.py"
@@ -80,11 +81,13 @@ def test_mapped_values_remember_their_lines():
     assert 'self.experiment_name = "smollm3_openhermes_fr_multiple_passes"' in lines[line - 1]
 
 
-def test_base_config_is_just_the_smollm3_preset():
+def test_base_config_is_just_the_smollm3_preset_and_its_data_file():
+    # the preset names no data; the old defaults (data_dir my_dataset, train_file train.json) are carried over
     conv, data = convert_and_write(BASE)
-    assert data == {"extends": "smollm3"}
+    assert data == {"extends": "smollm3", "data": {"train_file": "my_dataset/train.json"}}
     assert conv.skipped == []
-    assert resolve_config(config_file="sftkit.yaml").config == resolve_config(preset="smollm3").config
+    expected = resolve_config(preset="smollm3", sets=["data.train_file=my_dataset/train.json"]).config
+    assert resolve_config(config_file="sftkit.yaml").config == expected
 
 
 def test_side_effects_never_run(tmp_path):

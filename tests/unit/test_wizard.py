@@ -13,23 +13,16 @@ import yaml
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
+from sftkit.cli.init import FLAGS
 from sftkit.errors import ConfigError
 from sftkit.resolve import resolve_config
-from sftkit.wizard import (
-    BY_KEY,
-    QUESTIONS,
-    QuestionaryPrompter,
-    Wizard,
-    build_project,
-    check_given,
-    count_rows,
-    data_summary,
-    detect_hardware,
-    init_project,
-    parse_dataset,
-    parse_model,
-    precision_for,
-)
+from sftkit.wizard.command import init_project
+from sftkit.wizard.environment import count_rows, data_summary, detect_hardware, precision_for
+from sftkit.wizard.interactive import QuestionaryPrompter
+from sftkit.wizard.mapping import build_project
+from sftkit.wizard.parse import parse_dataset, parse_model
+from sftkit.wizard.questions import BY_KEY, QUESTIONS
+from sftkit.wizard.state import Wizard, check_given
 
 DOWN, UP, ENTER, CLEAR = "\x1b[B", "\x1b[A", "\r", "\x15"  # Ctrl-U clears a pre-filled answer
 NO_GPU = ("fp32", "test machine: no GPU")
@@ -66,7 +59,7 @@ def _in_tmp(tmp_path, monkeypatch):
 
 # questions asked when --preset tiny is given (tiny has max_iters, so no epochs question; tracking none)
 TINY_ORDER = [
-    "method", "model", "dataset", "adapter", "learning_rate", "batch_size", "gradient_accumulation_steps",
+    "trainer_type", "model", "dataset", "method", "learning_rate", "batch_size", "gradient_accumulation_steps",
     "max_iters", "max_seq_length", "precision", "tracking", "output_dir", "experiment_name",
 ]
 SUMMARY_WRITE = [ENTER]  # "What now?" starts on "Write it"
@@ -81,9 +74,9 @@ def test_all_defaults_write_only_extends():
 
 
 def test_preset_is_chosen_from_the_list_and_defaults_follow_it():
-    # no flags: method sft (Enter), then the preset list starts on smollm3; pick tiny by moving to it
+    # no flags: trainer type sft (Enter), then the preset list starts on smollm3; pick tiny by moving to it
     w = Wizard(hardware=NO_GPU)
-    w.answers["method"] = "sft"
+    w.answers["trainer_type"] = "sft"
     options = [o.value for o in BY_KEY["preset"].options(w)]
     moves = options.index("tiny") - options.index("smollm3")
     assert all("  " in o.title for o in BY_KEY["preset"].options(w))  # name + one-line description
@@ -98,10 +91,10 @@ def test_typed_answers_land_in_the_file(tmp_path, capsys):
     data = tmp_path / "train.jsonl"
     data.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": "d"}\n\n{"instruction": "e", "output": "f"}\n')
     keys = {
-        "method": ENTER,
+        "trainer_type": ENTER,
         "model": type_(str(model_dir)),
         "dataset": type_(str(data)),
-        "adapter": UP * 2 + ENTER,  # tiny is full fine-tuning; two up is LoRA
+        "method": DOWN + ENTER,  # tiny is full fine-tuning (the first); one down is LoRA
         "learning_rate": type_("3e-4"),
         "batch_size": type_("4"),
         "gradient_accumulation_steps": type_("2"),
@@ -154,7 +147,7 @@ def test_going_back_changes_an_answer_before_writing():
 
 def test_going_back_to_the_preset_moves_defaults_but_keeps_typed_answers():
     w = Wizard(hardware=NO_GPU)
-    w.answers["method"] = "sft"
+    w.answers["trainer_type"] = "sft"
     presets = [o.value for o in BY_KEY["preset"].options(w)]
     to_tiny = DOWN * (presets.index("tiny") - presets.index("smollm3"))
     change, preset_row = DOWN + ENTER, DOWN + ENTER  # the preset is the second answer
@@ -171,13 +164,13 @@ def test_going_back_to_the_preset_moves_defaults_but_keeps_typed_answers():
     assert "model" not in out and "data" not in out  # typed builtin:tiny equals tiny's own values
 
 
-def test_changing_the_method_moves_a_defaulted_preset():
+def test_changing_the_trainer_type_moves_a_defaulted_preset():
     change = DOWN + ENTER
     keys = [ENTER, ENTER, type_("builtin:tiny"), type_("builtin:tiny")] + [ENTER] * 10  # sft on smollm3
-    keys += [change, ENTER, DOWN + ENTER]  # change the first answer (method) to dpo
+    keys += [change, ENTER, DOWN + ENTER]  # change the first answer (trainer type) to dpo
     keys += SUMMARY_WRITE + NO_TRAINING
     result = drive(keys)
-    assert result.project.preset == "smollm3-dpo"
+    assert result.project.extends == "smollm3-dpo"
     out = written()
     assert out["extends"] == "smollm3-dpo" and "trainer_type" not in out
 
@@ -189,7 +182,7 @@ def test_cancel_writes_nothing():
 
 
 def test_flags_skip_their_questions():
-    given = {"preset": "tiny", "method": "sft", "learning_rate": 1e-2, "output_dir": "runs/flagged", "precision": "fp32"}
+    given = {"preset": "tiny", "trainer_type": "sft", "learning_rate": 1e-2, "output_dir": "runs/flagged", "precision": "fp32"}
     asked = [k for k in TINY_ORDER if k not in given]
     drive([ENTER] * len(asked) + SUMMARY_WRITE + NO_TRAINING, given=given)
     assert written()["train"] == {"output_dir": "runs/flagged", "learning_rate": 1e-2}
@@ -203,26 +196,26 @@ def test_existing_file_is_only_replaced_when_confirmed():
     assert written() == {"extends": "tiny"}
 
 
-def test_yes_with_an_existing_file_needs_force():
+def test_yes_with_an_existing_file_needs_overwrite():
     Path("sftkit.yaml").write_text("extends: smollm3\n")
     with pytest.raises(ConfigError) as err:
         init_project({"preset": "tiny"}, Path("sftkit.yaml"), yes=True, hardware=NO_GPU)
-    assert err.value.exit_code == 2 and "--force" in err.value.hint
-    init_project({"preset": "tiny"}, Path("sftkit.yaml"), yes=True, force=True, hardware=NO_GPU)
+    assert err.value.exit_code == 2 and "overwrite=True" in err.value.hint
+    init_project({"preset": "tiny"}, Path("sftkit.yaml"), yes=True, overwrite=True, hardware=NO_GPU)
     assert written() == {"extends": "tiny"}
 
 
 def test_without_a_terminal_and_without_yes_it_fails_at_once():
     with pytest.raises(ConfigError) as err:
         init_project({"preset": "tiny"}, Path("sftkit.yaml"), interactive=False)
-    assert err.value.exit_code == 2 and "--yes" in err.value.hint
+    assert err.value.exit_code == 2 and "yes=True" in err.value.hint
     assert not Path("sftkit.yaml").exists()
 
 
 def test_yes_takes_preset_values_and_writes_a_resolving_file():
     result = init_project({"preset": "tiny", "output_dir": "runs/w"}, Path("sub/sftkit.yaml"), yes=True, hardware=NO_GPU)
     assert written(Path("sub/sftkit.yaml")) == {"extends": "tiny", "train": {"output_dir": "runs/w"}}
-    assert result.project.preset == "tiny" and not result.start_training
+    assert result.project.extends == "tiny" and not result.start_training
     assert resolve_config(config_file="sub/sftkit.yaml").config.train.output_dir == "runs/w"
 
 
@@ -231,18 +224,24 @@ def test_yes_on_a_gpu_picks_its_precision():
     assert written()["train"] == {"fp16": False, "bf16": True}  # smollm3 says fp16; an A100 has bf16
 
 
-def test_yes_without_a_dataset_names_the_flag():
+def test_yes_without_a_dataset_names_the_answer_as_the_caller_calls_it():
     with pytest.raises(ConfigError) as err:
         init_project({"preset": "smollm3"}, Path("sftkit.yaml"), yes=True, hardware=NO_GPU)
+    assert "give dataset" in err.value.hint
+    with pytest.raises(ConfigError) as err:
+        init_project({"preset": "smollm3"}, Path("sftkit.yaml"), yes=True, hardware=NO_GPU, names=FLAGS)
     assert "--data" in err.value.hint
 
 
 def test_flag_values_are_checked_all_at_once():
+    given = {"model": "./missing-folder", "learning_rate": -1.0, "preset": "smolm3", "max_iters": 5, "num_train_epochs": 2.0}
     with pytest.raises(ConfigError) as err:
-        check_given(
-            {"model": "./missing-folder", "learning_rate": -1.0, "preset": "smolm3", "max_iters": 5, "num_train_epochs": 2.0}
-        )
-    text = " ".join(str(p) for p in err.value.problems)
+        check_given(given)
+    text = " ".join(str(p) for p in err.value.problems)  # answers by their keys
+    assert "model:" in text and "learning_rate:" in text and "preset:" in text and "num_train_epochs" in text
+    with pytest.raises(ConfigError) as err:
+        check_given(given, names=FLAGS)
+    text = " ".join(str(p) for p in err.value.problems)  # answers by the CLI's flags
     assert "--model" in text and "--lr" in text and "--preset" in text and "--epochs" in text
     assert "did you mean 'smollm3'" in " ".join(p.hint or "" for p in err.value.problems)
 
@@ -263,7 +262,7 @@ def test_learning_rate_below_the_presets_min_lr_keeps_the_config_valid():
 
 
 def test_dpo_lengths_fit_a_shorter_sequence():
-    init_project({"preset": "tiny", "method": "dpo", "max_seq_length": 32}, Path("sftkit.yaml"), yes=True, hardware=NO_GPU)
+    init_project({"preset": "tiny", "trainer_type": "dpo", "max_seq_length": 32}, Path("sftkit.yaml"), yes=True, hardware=NO_GPU)
     out = written()
     assert out["trainer_type"] == "dpo" and out["dpo"] == {"max_prompt_length": 16, "max_length": 32}
     resolve_config(config_file="sftkit.yaml")
@@ -271,7 +270,7 @@ def test_dpo_lengths_fit_a_shorter_sequence():
 
 def test_qlora_and_tracking_space_answers(capsys):
     init_project(
-        {"preset": "tiny", "adapter": "qlora", "trackio_space": "me/my-space", "precision": "fp32"},
+        {"preset": "tiny", "method": "qlora", "trackio_space": "me/my-space", "precision": "fp32"},
         Path("sftkit.yaml"), yes=True, hardware=NO_GPU,
     )
     out = written()
@@ -344,8 +343,15 @@ def test_precision_follows_the_hardware():
 
 
 def test_every_question_has_a_flag_and_a_label():
-    flags = [q.flag for q in QUESTIONS]
-    assert all(f.startswith("--") for f in flags) and len(set(flags)) == len(flags)
+    import typer
+
+    from sftkit.cli import app
+
+    command = typer.main.get_command(app).commands["init"]
+    options = {name for param in command.params for name in param.opts}
+    flags = [FLAGS[q.key] for q in QUESTIONS]
+    assert all(f in options for f in flags) and len(set(flags)) == len(flags)
+    assert all(flag in options for flag in FLAGS.values())  # the other names errors use are real flags too
     assert len({q.label for q in QUESTIONS}) == len(QUESTIONS)
 
 

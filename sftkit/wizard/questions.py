@@ -1,0 +1,243 @@
+"""The wizard's questions, as data: what each sets, its choices, its default (mostly the preset's) and its notes.
+
+An answer's key is also its name for the caller (``init_project(given={"learning_rate": 3e-4})``); the CLI
+maps each key to the flag that gives it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, get_args
+
+from sftkit.config import RunConfig, TrackingBackend, TrainerType
+from sftkit.names import LORA_8BIT, METHOD_HELP, METHODS, QLORA, method_of
+from sftkit.wizard.environment import data_summary, hf_token_status, wandb_key_status
+from sftkit.wizard.parse import optional, parse_dataset, parse_model, parse_space, positive, required_text
+
+if TYPE_CHECKING:
+    from sftkit.wizard.state import Wizard
+
+
+@dataclass(frozen=True)
+class Option:
+    """One choice of a select question."""
+
+    value: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Question:
+    key: str
+    """The answer this question sets (also its name in errors and in the summary's 'Change an answer' list)."""
+    label: str
+    """Short name shown in the summary table."""
+    message: str
+    """The question as asked."""
+    default: Callable[["Wizard"], Any]
+    options: Callable[["Wizard"], list[Option]] | None = None
+    """Choices for a select question; None makes it a text question."""
+    parse: Callable[[str], Any] = str
+    """Typed text -> value; a ValueError's message is shown and the question asked again."""
+    when: Callable[["Wizard"], bool] = lambda w: True
+    note: Callable[["Wizard", Any], str | None] | None = None
+    """A line shown after answering (e.g. the row count of a local data file)."""
+
+    @property
+    def is_select(self) -> bool:
+        return self.options is not None
+
+
+# -- choices ----------------------------------------------------------------------------------------
+
+DEFAULT_TRAINER_TYPE: str = RunConfig.model_fields["trainer_type"].default
+TRAINER_TYPE_HELP = {
+    "sft": "SFT: supervised fine-tuning on examples",
+    "dpo": "DPO: preference tuning on chosen/rejected pairs",
+}
+TRAINER_TYPES: dict[str, str] = {t: TRAINER_TYPE_HELP.get(t, t) for t in get_args(TrainerType)}
+METHOD_CHOICES: dict[str, str] = {m: f"{m}: {METHOD_HELP[m]}" for m in METHODS}
+PRECISIONS = {
+    "bf16": "bf16 mixed precision (Ampere or newer GPUs)",
+    "fp16": "fp16 mixed precision (older CUDA GPUs)",
+    "fp32": "fp32, no mixed precision (CPU, or when in doubt)",
+}
+#: trackio synced to a Hugging Face Space: tracking.backend trackio plus tracking.trackio_space
+TRACKIO_SPACE = "trackio-space"
+TRACKING_HELP = {
+    "trackio": "trackio, local dashboard (`trackio show`)",
+    TRACKIO_SPACE: "trackio, synced to a Hugging Face Space",
+    "tensorboard": "TensorBoard, logs in the run folder",
+    "wandb": "Weights & Biases",
+    "none": "none (metrics.jsonl in the run folder only)",
+}
+
+
+def _tracking_choices() -> dict[str, str]:
+    """The schema's tracking backends, with trackio synced to a Space right after trackio."""
+    out: dict[str, str] = {}
+    for backend in get_args(TrackingBackend):
+        out[backend] = TRACKING_HELP.get(backend, backend)
+        if backend == "trackio":
+            out[TRACKIO_SPACE] = TRACKING_HELP[TRACKIO_SPACE]
+    return out
+
+
+TRACKING = _tracking_choices()
+#: the preset a trainer type starts from when none is given
+PREFERRED_PRESET = {"sft": "smollm3", "dpo": "smollm3-dpo"}
+#: select answers -> their choices (checked when given rather than picked)
+CHOICES = {"trainer_type": TRAINER_TYPES, "method": METHOD_CHOICES, "precision": PRECISIONS, "tracking": TRACKING}
+
+
+def _options(choices: dict[str, str]) -> Callable[["Wizard"], list[Option]]:
+    return lambda w: [Option(k, v) for k, v in choices.items()]
+
+
+# -- defaults ---------------------------------------------------------------------------------------
+
+
+def _preset_options(w: "Wizard") -> list[Option]:
+    from sftkit.presets import describe
+
+    trainer_type = w.answers.get("trainer_type", DEFAULT_TRAINER_TYPE)
+    rows = [describe(p) for p in w.presets().values()]
+    rows.sort(key=lambda r: r["trainer_type"] != trainer_type)  # the chosen type's presets first, stable otherwise
+    width = max((len(r["name"]) for r in rows), default=0)
+    return [Option(r["name"], f"{r['name']:<{width}}  {r['trainer_type']}  {r['description']}") for r in rows]
+
+
+def default_preset(w: "Wizard") -> str:
+    """The preferred preset for the chosen trainer type, else the first of that type, else the first."""
+    from sftkit.presets import describe
+
+    names = list(w.presets())
+    trainer_type = w.answers.get("trainer_type", DEFAULT_TRAINER_TYPE)
+    preferred = PREFERRED_PRESET.get(trainer_type)
+    if preferred in names:
+        return preferred
+    for p in w.presets().values():
+        if describe(p)["trainer_type"] == trainer_type:
+            return p.name
+    return names[0]
+
+
+def _default_method(w: "Wizard") -> str:
+    lo = w.base().lora
+    return method_of(lo.enabled, lo.load_in_4bit, lo.load_in_8bit)
+
+
+def _default_tracking(w: "Wizard") -> str:
+    tr = w.base().tracking
+    if not tr.enabled or tr.backend == "none":
+        return "none"
+    if tr.backend == "trackio" and tr.trackio_space:
+        return TRACKIO_SPACE
+    return tr.backend
+
+
+def _default_precision(w: "Wizard") -> str:
+    if w.base().train.use_cpu:
+        return "fp32"
+    return w.hardware()[0]
+
+
+# -- notes ------------------------------------------------------------------------------------------
+
+
+def _data_note(w: "Wizard", value: Any) -> str | None:
+    summary = data_summary(value) if isinstance(value, str) else None
+    return f"{value}: {summary}" if summary else None
+
+
+def _method_note(w: "Wizard", value: Any) -> str | None:
+    if value in (QLORA, LORA_8BIT) and w.hardware()[0] == "fp32":
+        return f"{value} needs a CUDA GPU with bitsandbytes; this machine has none (fine if you train elsewhere)"
+    return None
+
+
+def _precision_note(w: "Wizard", value: Any) -> str | None:
+    if w.base().train.use_cpu:
+        return None if value == "fp32" else "the preset trains on the CPU (train.use_cpu): mixed precision may be slow there"
+    detected, found = w.hardware()
+    if value != detected:
+        return f"detected: {found} (suggests {detected})"
+    return None
+
+
+def _tracking_note(w: "Wizard", value: Any) -> str | None:
+    if value == "wandb":
+        return f"W&B key: {wandb_key_status()}"
+    if value == TRACKIO_SPACE:
+        return f"HF token (needed to sync to a Space): {hf_token_status()}"
+    return None
+
+
+# -- the questions, in the order they are asked -----------------------------------------------------
+
+QUESTIONS: tuple[Question, ...] = (
+    Question(
+        "trainer_type", "trainer type", "Trainer type: SFT or DPO?",
+        default=lambda w: w.preset_trainer_type() or DEFAULT_TRAINER_TYPE, options=_options(TRAINER_TYPES),
+    ),
+    Question("preset", "preset", "Start from which preset?", default=default_preset, options=_preset_options),
+    Question(
+        "model", "model", "Model (Hub id org/name or local folder)?",
+        default=lambda w: w.base().model.name, parse=parse_model,
+    ),
+    Question(
+        "dataset", "data", "Training data (file, folder or Hub dataset id)?",
+        default=lambda w: w.base().data.dataset or w.base().data.train_file, parse=parse_dataset, note=_data_note,
+    ),
+    Question(
+        "method", "method", "Training method: full fine-tuning, LoRA or QLoRA?",
+        default=_default_method, options=_options(METHOD_CHOICES), note=_method_note,
+    ),
+    Question(
+        "learning_rate", "learning rate", "Learning rate?",
+        default=lambda w: w.base().train.learning_rate, parse=positive(float, "the learning rate", "2e-5"),
+    ),
+    Question(
+        "batch_size", "batch size", "Batch size per device?",
+        default=lambda w: w.base().train.batch_size, parse=positive(int, "the batch size", "8"),
+    ),
+    Question(
+        "gradient_accumulation_steps", "grad accumulation", "Gradient accumulation steps?",
+        default=lambda w: w.base().train.gradient_accumulation_steps, parse=positive(int, "gradient accumulation", "4"),
+    ),
+    Question(
+        "max_iters", "max steps", "Training steps (leave empty to train by epochs)?",
+        default=lambda w: w.base().train.max_iters, parse=optional(positive(int, "the number of steps", "1000")),
+    ),
+    Question(
+        "num_train_epochs", "epochs", "Epochs?",
+        default=lambda w: w.base().train.num_train_epochs, parse=positive(float, "the number of epochs", "3"),
+        when=lambda w: w.answers.get("max_iters") is None,
+    ),
+    Question(
+        "max_seq_length", "max length", "Longest sequence in tokens?",
+        default=lambda w: w.base().model.max_seq_length, parse=positive(int, "the sequence length", "2048"),
+    ),
+    Question(
+        "precision", "precision", "Precision?",
+        default=_default_precision, options=_options(PRECISIONS), note=_precision_note,
+    ),
+    Question(
+        "tracking", "tracking", "Experiment tracking?",
+        default=_default_tracking, options=_options(TRACKING), note=_tracking_note,
+    ),
+    Question(
+        "trackio_space", "trackio Space", "Hugging Face Space to sync to (user/space)?",
+        default=lambda w: w.base().tracking.trackio_space, parse=parse_space,
+        when=lambda w: w.answers.get("tracking") == TRACKIO_SPACE,
+    ),
+    Question(
+        "output_dir", "output folder", "Run folder (checkpoints, logs, final model)?",
+        default=lambda w: w.base().train.output_dir, parse=required_text("the run folder"),
+    ),
+    Question(
+        "experiment_name", "experiment name", "Experiment name (empty: the run folder's name)?",
+        default=lambda w: w.base().tracking.experiment_name, parse=optional(required_text("the experiment name")),
+    ),
+)
+BY_KEY = {q.key: q for q in QUESTIONS}
