@@ -4,7 +4,7 @@ Both sides get the same rows (the shared Alpaca demo, 999 rows) and the same tok
 one, with its chat template) and produce completion-only labels:
 
 - sftkit: ``prepare_data`` end to end (read the file, detect the format, clean, render the chat template,
-  tokenise, mask, save the prepared folder). Timed with ``force=True`` so nothing is reused.
+  tokenise, mask, save the prepared folder). Timed with ``overwrite=True`` so nothing is reused.
 - TRL: an ``SFTTrainer`` built on a small ``LlamaForCausalLM`` (random weights, from a config) with the
   same rows as a conversational prompt/completion dataset (``completion_only_loss`` default); only the
   time spent inside ``SFTTrainer._prepare_dataset`` (chat template, tokenisation, labels, truncation) is
@@ -53,7 +53,7 @@ def sftkit_run(tokenizer, num_proc: int | None, workdir: Path) -> dict:
         sets.append(f"data.num_proc={num_proc}")
     cfg = resolve_config(preset="tiny", sets=sets).config
     started = time.perf_counter()
-    prepared = prepare_data(cfg, tokenizer=tokenizer, output=workdir / "sftkit", force=True)
+    prepared = prepare_data(cfg, tokenizer=tokenizer, output=workdir / "sftkit", overwrite=True)
     seconds = time.perf_counter() - started
     ids = prepared.train["input_ids"]
     return {"seconds": seconds, "rows": len(ids), "tokens": sum(map(len, ids)), "dataset": prepared.train}

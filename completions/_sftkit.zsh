@@ -11,6 +11,7 @@ _sftkit() {
         'generate:Generate responses with a trained run or model; only responses go...'
         'export:Export a run as a standalone model folder: LoRA merged,...'
         'presets:List and inspect presets.'
+        'config:Read about the config keys.'
     )
     _arguments -C \
         '(--version -V)--version[Show the version and exit.]' \
@@ -28,6 +29,7 @@ _sftkit() {
             generate) _sftkit_generate ;;
             export) _sftkit_export ;;
             presets) _sftkit_presets ;;
+            config) _sftkit_config ;;
         esac ;;
     esac
 }
@@ -36,22 +38,24 @@ _sftkit_init() {
     _arguments \
         '(--preset -p)--preset[Start from this preset (see `sftkit presets list`).]:preset:($(sftkit presets list --names 2>/dev/null))' \
         '(--preset -p)-p[Start from this preset (see `sftkit presets list`).]:preset:($(sftkit presets list --names 2>/dev/null))' \
-        '(--method)--method[sft or dpo.]:value: ' \
+        '(--trainer-type -t)--trainer-type[sft or dpo (overrides the configs trainer_type).]:value: ' \
+        '(--trainer-type -t)-t[sft or dpo (overrides the configs trainer_type).]:value: ' \
         '(--model -m)--model[Hub id (org/name) or local folder.]:value: ' \
         '(--model -m)-m[Hub id (org/name) or local folder.]:value: ' \
         '(--data -d)--data[Training data: a file, a folder or a Hub dataset id.]:file:_files' \
         '(--data -d)-d[Training data: a file, a folder or a Hub dataset id.]:file:_files' \
-        '(--lora)--lora[Train LoRA adapters.]' \
-        '(--qlora)--qlora[LoRA on a 4-bit base (CUDA).]' \
-        '(--full)--full[Train every weight.]' \
+        '(--method)--method[Training method: full, lora, qlora, lora-8bit.]:value: ' \
+        '(--lora)--lora[Same as --method lora.]' \
+        '(--qlora)--qlora[Same as --method qlora.]' \
+        '(--full)--full[Same as --method full.]' \
         '(--lr)--lr[Learning rate.]:value: ' \
         '(--batch-size)--batch-size[Per-device batch size.]:value: ' \
         '(--grad-accum)--grad-accum[Gradient accumulation steps.]:value: ' \
         '(--max-iters)--max-iters[Training steps.]:value: ' \
         '(--epochs)--epochs[Train by epochs instead of steps.]:value: ' \
         '(--max-seq-length)--max-seq-length[Longest sequence in tokens.]:value: ' \
-        '(--precision)--precision[Default: detected from the GPU (fp32 without one).]:value: ' \
-        '(--tracking)--tracking[Experiment tracker.]:value: ' \
+        '(--precision)--precision[bf16, fp16, fp32. Default: detected from the GPU (fp32 without one).]:value: ' \
+        '(--tracking)--tracking[Experiment tracker: trackio, trackio-space, tensorboard, wandb, none.]:value: ' \
         '(--trackio-space)--trackio-space[Sync trackio to this Space (user/space).]:value: ' \
         '(--output-dir -o)--output-dir[Run folder (train.output_dir).]:file:_files' \
         '(--output-dir -o)-o[Run folder (train.output_dir).]:file:_files' \
@@ -59,8 +63,7 @@ _sftkit_init() {
         '(--config-path)--config-path[Where to write the project file.]:file:_files' \
         '(--yes -y)--yes[Ask nothing: take the presets value for every answer no flag gives.]' \
         '(--yes -y)-y[Ask nothing: take the presets value for every answer no flag gives.]' \
-        '(--force -f)--force[Replace an existing project file.]' \
-        '(--force -f)-f[Replace an existing project file.]' \
+        '(--overwrite)--overwrite[Replace an existing project file.]' \
         '(--train)--train[Start `sftkit train` once the file is written.]' \
         '(--from-legacy)--from-legacy[Convert an old SmolLM3 config .py file instead of asking (the file is ]:file:_files' \
         '(--help)--help[Show this message and exit.]' \
@@ -73,8 +76,8 @@ _sftkit_prepare() {
         '(--preset -p)-p[Start from this preset (see `sftkit presets list`).]:preset:($(sftkit presets list --names 2>/dev/null))' \
         '(--config -c)--config[Project config file (default: ./sftkit.yaml when present).]:file:_files' \
         '(--config -c)-c[Project config file (default: ./sftkit.yaml when present).]:file:_files' \
-        '(--set -s)--set[Override one key, e.g. --set train.learning_rate=1e-4 (repeatable).]:value: ' \
-        '(--set -s)-s[Override one key, e.g. --set train.learning_rate=1e-4 (repeatable).]:value: ' \
+        '(--set -s)--set[Override one key, e.g. --set train.learning_rate=1e-4 (repeatable). Te]:key:(trainer_type= model.name= model.revision= model.tokenizer= model.trust_remote_code= model.dtype= model.flash_attention= model.gradient_checkpointing= model.max_seq_length= model.chat_template= data.dataset= data.config_name= data.train_file= data.validation_file= data.split= data.validation_split= data.validation_fraction= data.format= data.field_map= data.template= data.response_marker= data.system_prompt= data.completion_only_loss= data.packing= data.drop_duplicates= data.arabic_normalize= data.too_long= data.skip_invalid= data.max_rows= data.num_proc= data.prepared_dir= data.formatting_func= train.output_dir= train.batch_size= train.eval_batch_size= train.gradient_accumulation_steps= train.learning_rate= train.weight_decay= train.warmup_steps= train.warmup_ratio= train.max_iters= train.num_train_epochs= train.save_steps= train.eval_steps= train.logging_steps= train.save_total_limit= train.optimizer= train.beta1= train.beta2= train.eps= train.scheduler= train.min_lr= train.fp16= train.bf16= train.seed= train.max_grad_norm= train.group_by_length= train.dataloader_num_workers= train.load_best_model_at_end= train.metric_for_best_model= train.use_cpu= train.fsdp= train.deepspeed= lora.enabled= lora.r= lora.alpha= lora.dropout= lora.target_modules= lora.load_in_4bit= lora.load_in_8bit= lora.quant_type= lora.double_quant= dpo.beta= dpo.loss_type= dpo.max_prompt_length= dpo.max_length= dpo.ref_model= dpo.label_smoothing= tracking.enabled= tracking.backend= tracking.project= tracking.experiment_name= tracking.trackio_space= tracking.trackio_url=)' \
+        '(--set -s)-s[Override one key, e.g. --set train.learning_rate=1e-4 (repeatable). Te]:key:(trainer_type= model.name= model.revision= model.tokenizer= model.trust_remote_code= model.dtype= model.flash_attention= model.gradient_checkpointing= model.max_seq_length= model.chat_template= data.dataset= data.config_name= data.train_file= data.validation_file= data.split= data.validation_split= data.validation_fraction= data.format= data.field_map= data.template= data.response_marker= data.system_prompt= data.completion_only_loss= data.packing= data.drop_duplicates= data.arabic_normalize= data.too_long= data.skip_invalid= data.max_rows= data.num_proc= data.prepared_dir= data.formatting_func= train.output_dir= train.batch_size= train.eval_batch_size= train.gradient_accumulation_steps= train.learning_rate= train.weight_decay= train.warmup_steps= train.warmup_ratio= train.max_iters= train.num_train_epochs= train.save_steps= train.eval_steps= train.logging_steps= train.save_total_limit= train.optimizer= train.beta1= train.beta2= train.eps= train.scheduler= train.min_lr= train.fp16= train.bf16= train.seed= train.max_grad_norm= train.group_by_length= train.dataloader_num_workers= train.load_best_model_at_end= train.metric_for_best_model= train.use_cpu= train.fsdp= train.deepspeed= lora.enabled= lora.r= lora.alpha= lora.dropout= lora.target_modules= lora.load_in_4bit= lora.load_in_8bit= lora.quant_type= lora.double_quant= dpo.beta= dpo.loss_type= dpo.max_prompt_length= dpo.max_length= dpo.ref_model= dpo.label_smoothing= tracking.enabled= tracking.backend= tracking.project= tracking.experiment_name= tracking.trackio_space= tracking.trackio_url=)' \
         '(--data -d)--data[Training data: a file, a save_to_disk folder, a Hub id or builtin:tiny]:file:_files' \
         '(--data -d)-d[Training data: a file, a save_to_disk folder, a Hub id or builtin:tiny]:file:_files' \
         '(--tokenizer)--tokenizer[Tokenizer folder or Hub id, when not the models own (model.tokenizer).]:value: ' \
@@ -85,9 +88,9 @@ _sftkit_prepare() {
         '(--output -o)-o[Prepared folder (data.prepared_dir; default <output_dir>/prepared).]:file:_files' \
         '(--trainer-type -t)--trainer-type[sft or dpo (overrides the configs trainer_type).]:value: ' \
         '(--trainer-type -t)-t[sft or dpo (overrides the configs trainer_type).]:value: ' \
-        '(--skip-invalid)--skip-invalid[Skip unusable rows, listing each with its reason in rejects.jsonl (dat]' \
+        '(--skip-invalid)--skip-invalid[Skip unusable rows instead of failing; they are listed in dropped.json]' \
         '(--preview)--preview[Show N prepared examples with the trained-on part highlighted.]:value: ' \
-        '(--force)--force[Prepare again even when a matching prepared folder exists.]' \
+        '(--overwrite)--overwrite[Prepare again even when a matching prepared folder exists.]' \
         '(--json)--json[Print machine-readable JSON to stdout.]' \
         '(--help)--help[Show this message and exit.]' \
         '*:file:_files'
@@ -99,17 +102,17 @@ _sftkit_train() {
         '(--preset -p)-p[Start from this preset (see `sftkit presets list`).]:preset:($(sftkit presets list --names 2>/dev/null))' \
         '(--config -c)--config[Project config file (default: ./sftkit.yaml when present).]:file:_files' \
         '(--config -c)-c[Project config file (default: ./sftkit.yaml when present).]:file:_files' \
-        '(--set -s)--set[Override one key, e.g. --set train.learning_rate=1e-4 (repeatable).]:value: ' \
-        '(--set -s)-s[Override one key, e.g. --set train.learning_rate=1e-4 (repeatable).]:value: ' \
+        '(--set -s)--set[Override one key, e.g. --set train.learning_rate=1e-4 (repeatable). Te]:key:(trainer_type= model.name= model.revision= model.tokenizer= model.trust_remote_code= model.dtype= model.flash_attention= model.gradient_checkpointing= model.max_seq_length= model.chat_template= data.dataset= data.config_name= data.train_file= data.validation_file= data.split= data.validation_split= data.validation_fraction= data.format= data.field_map= data.template= data.response_marker= data.system_prompt= data.completion_only_loss= data.packing= data.drop_duplicates= data.arabic_normalize= data.too_long= data.skip_invalid= data.max_rows= data.num_proc= data.prepared_dir= data.formatting_func= train.output_dir= train.batch_size= train.eval_batch_size= train.gradient_accumulation_steps= train.learning_rate= train.weight_decay= train.warmup_steps= train.warmup_ratio= train.max_iters= train.num_train_epochs= train.save_steps= train.eval_steps= train.logging_steps= train.save_total_limit= train.optimizer= train.beta1= train.beta2= train.eps= train.scheduler= train.min_lr= train.fp16= train.bf16= train.seed= train.max_grad_norm= train.group_by_length= train.dataloader_num_workers= train.load_best_model_at_end= train.metric_for_best_model= train.use_cpu= train.fsdp= train.deepspeed= lora.enabled= lora.r= lora.alpha= lora.dropout= lora.target_modules= lora.load_in_4bit= lora.load_in_8bit= lora.quant_type= lora.double_quant= dpo.beta= dpo.loss_type= dpo.max_prompt_length= dpo.max_length= dpo.ref_model= dpo.label_smoothing= tracking.enabled= tracking.backend= tracking.project= tracking.experiment_name= tracking.trackio_space= tracking.trackio_url=)' \
+        '(--set -s)-s[Override one key, e.g. --set train.learning_rate=1e-4 (repeatable). Te]:key:(trainer_type= model.name= model.revision= model.tokenizer= model.trust_remote_code= model.dtype= model.flash_attention= model.gradient_checkpointing= model.max_seq_length= model.chat_template= data.dataset= data.config_name= data.train_file= data.validation_file= data.split= data.validation_split= data.validation_fraction= data.format= data.field_map= data.template= data.response_marker= data.system_prompt= data.completion_only_loss= data.packing= data.drop_duplicates= data.arabic_normalize= data.too_long= data.skip_invalid= data.max_rows= data.num_proc= data.prepared_dir= data.formatting_func= train.output_dir= train.batch_size= train.eval_batch_size= train.gradient_accumulation_steps= train.learning_rate= train.weight_decay= train.warmup_steps= train.warmup_ratio= train.max_iters= train.num_train_epochs= train.save_steps= train.eval_steps= train.logging_steps= train.save_total_limit= train.optimizer= train.beta1= train.beta2= train.eps= train.scheduler= train.min_lr= train.fp16= train.bf16= train.seed= train.max_grad_norm= train.group_by_length= train.dataloader_num_workers= train.load_best_model_at_end= train.metric_for_best_model= train.use_cpu= train.fsdp= train.deepspeed= lora.enabled= lora.r= lora.alpha= lora.dropout= lora.target_modules= lora.load_in_4bit= lora.load_in_8bit= lora.quant_type= lora.double_quant= dpo.beta= dpo.loss_type= dpo.max_prompt_length= dpo.max_length= dpo.ref_model= dpo.label_smoothing= tracking.enabled= tracking.backend= tracking.project= tracking.experiment_name= tracking.trackio_space= tracking.trackio_url=)' \
         '(--trainer-type -t)--trainer-type[sft or dpo (overrides the configs trainer_type).]:value: ' \
         '(--trainer-type -t)-t[sft or dpo (overrides the configs trainer_type).]:value: ' \
         '(--output-dir -o)--output-dir[Run folder (train.output_dir).]:file:_files' \
         '(--output-dir -o)-o[Run folder (train.output_dir).]:file:_files' \
-        '(--dry-run)--dry-run[Resolve and print the full config and the trainer arguments; train not]' \
+        '(--dry-run)--dry-run[Resolve the config and build the trainers real arguments (no model is ]' \
         '(--json)--json[Print machine-readable JSON to stdout.]' \
         '(--resume)--resume[Continue from the latest checkpoint in the run folder.]' \
         '(--resume-from)--resume-from[Continue from this checkpoint folder.]:value: ' \
-        '(--overwrite)--overwrite[Replace an existing run folder.]' \
+        '(--overwrite)--overwrite[Replace what is already there.]' \
         '(--nproc)--nproc[Processes per node (DDP through torchrun).]:value: ' \
         '(--nnodes)--nnodes[Number of nodes.]:value: ' \
         '(--node-rank)--node-rank[This nodes rank.]:value: ' \
@@ -167,7 +170,7 @@ _sftkit_export() {
         '(--output -o)-o[Folder to create (it must not exist, or be empty).]:file:_files' \
         '(--dtype)--dtype[Weights dtype; auto: the base models own (float32 when unknown).]:value: ' \
         '(--max-shard-size)--max-shard-size[Largest safetensors file, e.g. 2GB or 500MB.]:value: ' \
-        '(--overwrite)--overwrite[Replace an existing non-empty output folder.]' \
+        '(--overwrite)--overwrite[Replace what is already there.]' \
         '(--no-check)--no-check[Skip loading the export back and comparing its logits.]' \
         '(--tolerance)--tolerance[Largest logit difference a float32 export may have from the un-merged ]:value: ' \
         '(--push-to-hub)--push-to-hub[Then upload it to this Hub repository in one commit (token from HF_TOK]:value: ' \
@@ -204,6 +207,29 @@ _sftkit_presets_list() {
 }
 
 _sftkit_presets_show() {
+    _arguments \
+        '(--json)--json[Print machine-readable JSON to stdout.]' \
+        '(--help)--help[Show this message and exit.]' \
+        '*:file:_files'
+}
+
+_sftkit_config() {
+    local -a cmds
+    cmds=(
+        'keys:List config keys with their type, default and documentation (what...'
+    )
+    _arguments -C \
+        '(--help)--help[Show this message and exit.]' \
+        '1: :->cmd' '*:: :->args'
+    case $state in
+        cmd) _describe 'command' cmds ;;
+        args) case $words[1] in
+            keys) _sftkit_config_keys ;;
+        esac ;;
+    esac
+}
+
+_sftkit_config_keys() {
     _arguments \
         '(--json)--json[Print machine-readable JSON to stdout.]' \
         '(--help)--help[Show this message and exit.]' \

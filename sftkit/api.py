@@ -168,7 +168,7 @@ def prepare(
     from sftkit.modeling import tokenizer_for
 
     cfg = _with_formatter(config, formatting_func)
-    return prepare_data(cfg, tokenizer=tokenizer_for(cfg), output=Path(output) if output else None, force=overwrite)
+    return prepare_data(cfg, tokenizer=tokenizer_for(cfg), output=Path(output) if output else None, overwrite=overwrite)
 
 
 def train(

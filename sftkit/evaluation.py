@@ -21,7 +21,6 @@ console is given (for progress).
 from __future__ import annotations
 
 import json
-import math
 import re
 import tempfile
 import time
@@ -225,7 +224,7 @@ def eval_rows(cfg: Any, info: RunInfo, tokenizer: Any, *, data: str | None = Non
         }
     )
     with tempfile.TemporaryDirectory(prefix="sftkit-eval-") as tmp:
-        prepared = prepare_data(cfg.model_copy(update={"data": data_cfg}), tokenizer=tokenizer, output=Path(tmp) / "prepared", force=True)
+        prepared = prepare_data(cfg.model_copy(update={"data": data_cfg}), tokenizer=tokenizer, output=Path(tmp) / layout.PREPARED, overwrite=True)
         rows = prepared.train.to_list()
     return EvalRows(_name_of(data, split), data + (f" [{split}]" if split else ""), cfg.trainer_type, rows)
 

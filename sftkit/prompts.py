@@ -29,7 +29,8 @@ def row_prompt(row: Any, where: str = "row") -> list[dict[str, Any]]:
     sharegpt, messages, prompt/completion, qa, dpo, ...); the answer column may be missing. A ``text`` row
     is one user message. Raises DataError (with ``where``) for a row that holds no usable prompt.
     """
-    from sftkit.data.formats import DroppedRow, InvalidRow, normalize_row
+    from sftkit.data.drops import DroppedRow, InvalidRow
+    from sftkit.data.normalize import normalize_row
 
     if isinstance(row, str):
         return [{"role": "user", "content": row}]

@@ -99,5 +99,5 @@ def trained_runs(tokenizer: Any, row: dict[str, Any]) -> list[str]:
 
 
 def assert_accounting(manifest: dict[str, Any]) -> None:
-    """Nothing is lost silently: kept + rejected + dropped == rows in."""
-    assert manifest["rows_kept"] + manifest["rejected"] + sum(manifest["dropped"].values()) == manifest["rows_in"], manifest
+    """Nothing is lost silently: kept + dropped (every reason, invalid included) + capped by data.max_rows == rows in."""
+    assert manifest["rows_kept"] + sum(manifest["dropped"].values()) + manifest["capped"] == manifest["rows_in"], manifest

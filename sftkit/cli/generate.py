@@ -154,7 +154,7 @@ def _open_text(path: Path) -> Any:
 
 
 def _is_rows_file(path: Path) -> bool:
-    from sftkit.data.sources import DATA_SUFFIXES
+    from sftkit.data.readers import DATA_SUFFIXES
 
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     return bool(suffixes) and suffixes[-1] in DATA_SUFFIXES

@@ -34,15 +34,19 @@ def prepare(
     ] = None,
     trainer_type: TrainerTypeOpt = None,
     skip_invalid: Annotated[
-        bool, typer.Option("--skip-invalid", help="Skip unusable rows, listing each with its reason in rejects.jsonl (data.skip_invalid).")
+        bool, typer.Option("--skip-invalid", help="Skip unusable rows instead of failing; they are listed in dropped.jsonl (data.skip_invalid).")
     ] = False,
     preview: Annotated[
         int, typer.Option("--preview", min=0, metavar="N", help="Show N prepared examples with the trained-on part highlighted.")
     ] = 0,
-    force: Annotated[bool, typer.Option("--force", help="Prepare again even when a matching prepared folder exists.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Prepare again even when a matching prepared folder exists.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Read, clean and tokenise the training data into a reusable prepared folder."""
+    """Read, clean and tokenise the training data into a reusable prepared folder.
+
+    Every row not used is listed in the folder's dropped.jsonl with its reason (duplicate, too_long, invalid...),
+    an explanation, its file:line and the row itself.
+    """
     flags = {
         "--data": ("data.dataset", data),
         "--tokenizer": ("model.tokenizer", tokenizer),
@@ -54,28 +58,34 @@ def prepare(
     }
     resolved = load_config(preset, config, set_, flags)
     cfg = resolved.config
+    from sftkit import api
     from sftkit.console import console, stdout_write
-    from sftkit.data.prepare import prepare_data, summary
+    from sftkit.data.drops import skip_invalid_hint
+    from sftkit.data.prepare import summary
     from sftkit.data.sources import has_split
-    from sftkit.modeling import tokenizer_for
+    from sftkit.errors import DataError
 
     origin = resolved.sources.get("data.validation_split", "")
     if data and cfg.data.validation_split and not origin.startswith("--") and has_split(data, cfg.data.validation_split) is False:
         console.print(f"[dim]note: {data} has no {cfg.data.validation_split!r} split; data.validation_split from {origin} is not used[/]")
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"validation_split": None})})
-    with console.status("loading the tokenizer…"):
-        tok = tokenizer_for(cfg)
-    with console.status("preparing data…"):
-        prepared = prepare_data(cfg, tokenizer=tok, force=force)
+    try:
+        with console.status("preparing data…"):
+            prepared = api.prepare(cfg, overwrite=overwrite)
+    except DataError as e:
+        if e.hint == skip_invalid_hint():  # the library names the setting; here there is a flag for it
+            e.hint = skip_invalid_hint("--skip-invalid")
+        raise
     if prepared.reused:
-        console.print(f"[dim]reusing {prepared.path}: sources, tokenizer and settings are unchanged (--force prepares again)[/]")
+        console.print(f"[dim]reusing {prepared.path}: sources, tokenizer and settings are unchanged (--overwrite prepares again)[/]")
     elif prepared.changed:
         console.print(f"[dim]prepared again: changed {', '.join(prepared.changed)}[/]")
     if preview:
         from sftkit.data.preview import examples, legend
+        from sftkit.modeling import tokenizer_for
 
         console.print(legend(cfg.trainer_type))
-        for panel in examples(prepared.train, tok, preview, cfg.trainer_type):
+        for panel in examples(prepared.train, tokenizer_for(cfg), preview, cfg.trainer_type):
             console.print(panel)
     from sftkit.data.preview import summary_table
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Group
@@ -10,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sftkit.data.tokenize import IGNORE_INDEX
+from sftkit.layout import DROPPED
 
 MASKED = "dim"
 TRAINED = "bold green"
@@ -68,7 +70,7 @@ def legend(trainer_type: str) -> Text:
 
 
 def summary_table(manifest: dict[str, Any], path: str, reused: bool) -> Table:
-    """The end-of-run summary: counts, drops by reason, truncation and token lengths."""
+    """The end-of-run summary: counts, drops by reason (and where they are listed), the max_rows cap, truncation, token lengths."""
     table = Table(title="prepared data" + (" (reused)" if reused else ""), show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -79,8 +81,12 @@ def summary_table(manifest: dict[str, Any], path: str, reused: bool) -> Table:
     table.add_row("kept", f"[green]{manifest.get('rows_kept')}[/]")
     for reason, n in (manifest.get("dropped") or {}).items():
         table.add_row(f"  dropped: {reason}", f"[yellow]{n}[/]")
-    if manifest.get("rejected"):
-        table.add_row("  rejected", f"[red]{manifest['rejected']}[/] [dim](see {manifest['files'].get('rejects')})[/]")
+    val = manifest.get("validation") or {}
+    if manifest.get("dropped") or val.get("dropped"):
+        table.add_row("", f"[dim]each with its reason in {Path(path) / (manifest.get('files') or {}).get('dropped', DROPPED)}[/]")
+    if manifest.get("capped"):
+        settings = manifest.get("settings") or {}
+        table.add_row("  capped", f"{manifest['capped']} [dim](not used: over data.max_rows={settings.get('max_rows')})[/]")
     table.add_row("truncated", f"{manifest.get('truncated')} ({manifest.get('truncated_pct')}%)")
     splits = manifest.get("splits") or {}
     table.add_row("splits", ", ".join(f"{k} {v}" for k, v in splits.items()))
@@ -88,7 +94,6 @@ def summary_table(manifest: dict[str, Any], path: str, reused: bool) -> Table:
     if lengths:
         table.add_row("tokens / row", "  ".join(f"{k} {v}" for k, v in lengths.items()))
     table.add_row("trained tokens", str(manifest.get("trained_tokens")))
-    val = manifest.get("validation") or {}
     if val.get("rows_in") is not None:
         extra = "".join(f", {n} dropped {r}" for r, n in (val.get("dropped") or {}).items())
         table.add_row("validation", f"{val.get('rows_kept')} of {val.get('rows_in')} kept{extra}")

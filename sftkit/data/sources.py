@@ -1,45 +1,29 @@
-"""Reading rows from where they live, each with the place it came from (``file:line``).
+"""Where rows come from: what a ``data.dataset`` name means, the rows it holds, and what identifies them.
 
-Supported sources: JSONL, JSON (a list of rows, an object of splits ``{"train": [...], ...}`` or a
-``{"data": [...]}`` wrapper such as SQuAD), CSV/TSV (quoted newlines), Parquet, any of those gzipped
-(``.gz``), a folder written by ``datasets.Dataset.save_to_disk``, a Hub dataset id, and ``builtin:tiny``.
-
-File-level problems (missing, empty, not UTF-8, unreadable JSON document) raise :class:`DataError`
-with one line. A single unreadable row of a JSONL file is yielded as a :class:`SourceRow` with an
-``error`` so the caller decides: fail with ``file:line`` or skip and count it.
+A name is ``builtin:tiny`` (rows sftkit makes itself), a data file (see :mod:`sftkit.data.readers`), a
+folder written by ``datasets.Dataset.save_to_disk``, or a Hub dataset id. Whether text is a local path or
+a Hub id is decided by :mod:`sftkit.names`, so a mistyped path is "not found" and never a Hub download.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from sftkit.data.readers import SourceRow, data_suffix, json_splits, no_split, parquet_rows, read_file
 from sftkit.errors import DataError
+from sftkit.names import BUILTIN_TINY, is_builtin, looks_like_path
 
-BUILTIN_TINY = "builtin:tiny"
 #: rows ``builtin:tiny`` provides (train / validation); ``data.max_rows`` caps train
 TINY_TRAIN_ROWS = 2000
 TINY_VALIDATION_ROWS = 200
 TINY_SEED = 0
 
-TEXT_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv")
-DATA_SUFFIXES = (*TEXT_SUFFIXES, ".parquet")
-
-
-@dataclass
-class SourceRow:
-    """One raw row and where it came from. ``error`` is set (and ``data`` is the raw text) when unreadable."""
-
-    data: Any
-    where: str
-    line: int | None = None
-    error: str | None = None
+__all__ = ["Source", "SourceRow", "count_rows", "describe_source", "has_split", "read_rows", "resolve_source", "source_rows"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +42,9 @@ class Source:
 
 def resolve_source(name: str, config_name: str | None = None) -> Source:
     """Decide what a ``data.dataset`` value names; raise a one-line DataError for a missing local path."""
-    if name == BUILTIN_TINY:
+    if is_builtin(name):
+        if name != BUILTIN_TINY:
+            raise DataError(f"unknown built-in dataset {name!r}", hint=f"the built-in dataset is {BUILTIN_TINY}")
         return Source("builtin", name)
     path = Path(name).expanduser()
     if path.is_file():
@@ -70,20 +56,10 @@ def resolve_source(name: str, config_name: str | None = None) -> Source:
             f"{name}: a folder, but not a dataset saved with datasets' save_to_disk",
             hint="point data.dataset at a data file (JSONL, JSON, CSV, Parquet) or a save_to_disk folder",
         )
-    looks_local = name.startswith((".", "/", "~")) or _data_suffix(path) is not None or name.count("/") > 1
-    if looks_local or path.parent.exists() and path.parent != Path("."):
+    if looks_like_path(name) or (path.parent != Path(".") and path.parent.exists()):
         raise DataError(f"data file not found: {name}", hint="check the path (relative paths start from the current folder)")
     repo, _, revision = name.partition("@")
     return Source("hub", repo, config_name=config_name, revision=revision or None)
-
-
-def _data_suffix(path: Path) -> str | None:
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    if suffixes and suffixes[-1] in DATA_SUFFIXES:
-        return suffixes[-1]
-    return None
 
 
 # --------------------------------------------------------------------------- reading rows
@@ -98,242 +74,44 @@ def read_rows(source: str | Path | Source, split: str | None = None) -> Iterator
     src = source if isinstance(source, Source) else resolve_source(str(source))
     if src.kind == "file":
         assert src.path is not None
-        yield from _read_file(src.path, split)
+        yield from read_file(src.path, split)
     elif src.kind == "saved":
         yield from _read_dataset(_load_saved(src, split), f"{src.name}[{split or 'train'}]")
     elif src.kind == "hub":
         yield from _read_dataset(load_hub(src, split or "train"), f"hub:{src.name}[{split or 'train'}]")
     else:
-        raise DataError(f"{src.name} is built in: read it with sftkit.data.prepare, not as a file")
+        raise DataError(f"{src.name} is built in and has no file to read", hint="prepare it (sftkit.data.prepare) instead")
 
 
-def _read_file(path: Path, split: str | None) -> Iterator[SourceRow]:
-    suffix = _data_suffix(path)
-    if suffix is None:
-        raise DataError(
-            f"{path}: unsupported file type {''.join(path.suffixes) or '(no extension)'}",
-            hint="use .jsonl, .json, .csv, .tsv or .parquet (optionally .gz)",
-        )
-    raw = _read_bytes(path)
-    if not raw.strip():
-        raise DataError(f"{path}: the file is empty", hint="check that the file was written completely")
-    if suffix == ".parquet":
-        yield from _read_parquet(path, raw, split)
+def source_rows(src: Source, split: str | None, trainer_type: str) -> Iterator[SourceRow]:
+    """The rows of any source, ``builtin:tiny`` included (its rows depend on ``trainer_type``)."""
+    if src.kind != "builtin":
+        yield from read_rows(src, split)
         return
-    text = _decode(path, raw)
-    if suffix in (".jsonl", ".ndjson"):
-        _no_split(path, split)
-        yield from _read_jsonl(path, text)
-    elif suffix == ".json":
-        yield from _read_json(path, text, split)
+    import sftkit.tiny as tiny
+
+    validation = split == "validation"
+    n = TINY_VALIDATION_ROWS if validation else TINY_TRAIN_ROWS
+    if trainer_type == "dpo":
+        rows = _tiny_heldout_pairs(n, TINY_SEED) if validation else tiny.dpo_rows(n, TINY_SEED)
     else:
-        _no_split(path, split)
-        yield from _read_csv(path, text, "\t" if suffix == ".tsv" else ",")
+        rows = tiny.heldout_rows(n, TINY_SEED) if validation else tiny.sft_rows(n, TINY_SEED)
+    for k, row in enumerate(rows, 1):
+        yield SourceRow(row, f"{src.name}[{split or 'train'}] row {k}", k)
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"data file not found: {path}") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
-    if path.suffix.lower() == ".gz":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as e:
-            raise DataError(f"{path}: not a valid gzip file ({e})") from None
-    return data
+def _tiny_heldout_pairs(n: int, seed: int) -> list[dict[str, str]]:
+    """Preference pairs over the held-out words of the tiny task (chosen: upper-cased; rejected: a mistake)."""
+    import sftkit.tiny as tiny
 
-
-def _decode(path: Path, raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        raise DataError(
-            f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})",
-            hint="convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8 IN > OUT`",
-        ) from None
-
-
-def _no_split(path: Path, split: str | None) -> None:
-    if split not in (None, "train"):
-        raise DataError(f"{path}: has no split {split!r}", hint="only Hub datasets, saved folders and JSON objects of splits have splits")
-
-
-def snippet(text: str, width: int = 60) -> str:
-    """A short one-line excerpt of a row for error messages."""
-    one = " ".join(str(text).split())
-    return one if len(one) <= width else one[: width - 1] + "…"
-
-
-def _read_jsonl(path: Path, text: str) -> Iterator[SourceRow]:
-    # split on "\n" only: str.splitlines() would also break inside strings holding U+2028 and friends
-    for number, line in enumerate(text.split("\n"), 1):
-        line = line.removesuffix("\r")
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as e:
-            yield SourceRow(line, where, number, f"invalid JSON ({e.msg} at column {e.colno}): {snippet(line)}")
-            continue
-        yield SourceRow(data, where, number)
-
-
-class _Lines:
-    """Character offset -> 1-based line number, for offsets asked in increasing order (counted in C)."""
-
-    def __init__(self, text: str) -> None:
-        self._text, self._offset, self._line = text, 0, 1
-
-    def __call__(self, offset: int) -> int:
-        if offset < self._offset:
-            self._offset, self._line = 0, 1
-        self._line += self._text.count("\n", self._offset, offset)
-        self._offset = offset
-        return self._line
-
-
-_WS = " \t\n\r"
-
-
-def _read_json(path: Path, text: str, split: str | None) -> Iterator[SourceRow]:
-    decoder = json.JSONDecoder()
-    lines = _Lines(text)
-    i = _skip_ws(text, 0)
-    try:
-        if text[i] == "[":
-            _no_split(path, split)
-            yield from _walk_list(path, text, i, decoder, lines)
-        elif text[i] == "{":
-            start, key = _find_rows_in_object(path, text, i, decoder, split)
-            for row in _walk_list(path, text, start, decoder, lines):
-                yield row
-        else:
-            raise DataError(f"{path}:1: expected a JSON list of rows or an object of splits")
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg}, column {e.colno}): {snippet(_line_at(text, e.lineno))}") from None
-
-
-def _line_at(text: str, lineno: int) -> str:
-    lines = text.split("\n")
-    return lines[lineno - 1] if 0 < lineno <= len(lines) else ""
-
-
-def _skip_ws(text: str, i: int) -> int:
-    while i < len(text) and text[i] in _WS:
-        i += 1
-    return i
-
-
-def _walk_list(path: Path, text: str, i: int, decoder: json.JSONDecoder, lines: _Lines) -> Iterator[SourceRow]:
-    """Yield each element of the JSON array starting at ``text[i] == '['`` with its line number."""
-    i = _skip_ws(text, i + 1)
-    if i < len(text) and text[i] == "]":
-        return
-    while True:
-        value, end = decoder.raw_decode(text, i)
-        number = lines(i)
-        yield SourceRow(value, f"{path}:{number}", number)
-        i = _skip_ws(text, end)
-        if i >= len(text):
-            raise json.JSONDecodeError("unterminated list", text, i)
-        if text[i] == "]":
-            return
-        if text[i] != ",":
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
-        i = _skip_ws(text, i + 1)
-
-
-def _find_rows_in_object(path: Path, text: str, i: int, decoder: json.JSONDecoder, split: str | None) -> tuple[int, str]:
-    """Offset of the list of rows inside a top-level JSON object: ``obj[split]`` or ``obj["data"]``."""
-    lists: dict[str, int] = {}
-    i = _skip_ws(text, i + 1)
-    while i < len(text) and text[i] != "}":
-        key, i = decoder.raw_decode(text, i)
-        i = _skip_ws(text, i)
-        if text[i] != ":":
-            raise json.JSONDecodeError("Expecting ':' delimiter", text, i)
-        i = _skip_ws(text, i + 1)
-        start = i
-        _, i = decoder.raw_decode(text, i)
-        if text[start] == "[":
-            lists[str(key)] = start
-        i = _skip_ws(text, i)
-        if text[i] == ",":
-            i = _skip_ws(text, i + 1)
-    wanted = split or "train"
-    if wanted in lists:
-        return lists[wanted], wanted
-    if list(lists) == ["data"] and split in (None, "train"):
-        return lists["data"], "data"
-    if not lists:
-        raise DataError(f"{path}: a JSON object without any list of rows", hint="use a list of rows or {\"train\": [...]}")
-    raise DataError(
-        f"{path}: no split {wanted!r} in this JSON object (lists found: {', '.join(lists)})",
-        hint="set data.split / data.validation_split to one of them",
-    )
-
-
-def json_splits(path: Path) -> list[str]:
-    """Names of the lists in a JSON object-of-splits file ([] for other files)."""
-    if _data_suffix(path) != ".json":
-        return []
-    text = _decode(path, _read_bytes(path))
-    i = _skip_ws(text, 0)
-    if i >= len(text) or text[i] != "{":
-        return []
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError:
-        return []
-    return [k for k, v in obj.items() if isinstance(v, list)]
-
-
-def _read_csv(path: Path, text: str, delimiter: str) -> Iterator[SourceRow]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
-        return
-    except csv.Error as e:
-        raise DataError(f"{path}:1: invalid CSV header ({e})") from None
-    start = reader.line_num + 1
-    while True:
-        try:
-            record = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            raise DataError(f"{path}:{start}: invalid CSV ({e})") from None
-        number, start = start, reader.line_num + 1
-        if not record:
-            continue
-        where = f"{path}:{number}"
-        if len(record) > len(header):
-            yield SourceRow(delimiter.join(record), where, number, f"{len(record)} fields but the header has {len(header)}")
-            continue
-        row = dict(zip(header, record))
-        yield SourceRow(row, where, number)
-
-
-def _read_parquet(path: Path, raw: bytes, split: str | None) -> Iterator[SourceRow]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    _no_split(path, split)
-    try:
-        table = pq.read_table(pa.BufferReader(raw))
-    except (pa.ArrowInvalid, OSError) as e:
-        raise DataError(f"{path}: not a readable Parquet file ({str(e).splitlines()[0]})") from None
-    n = 0
-    for batch in table.to_batches(max_chunksize=4096):
-        for row in batch.to_pylist():
-            n += 1
-            yield SourceRow(row, f"{path} row {n}", n)
+    rng = random.Random(f"sftkit-tiny-dpo-heldout-{seed}")
+    pairs = []
+    for row in tiny.heldout_rows(n, seed):
+        answer, word = row["output"], row["output"].lower()
+        cut = rng.randint(1, len(word) - 1)
+        rejected = rng.choice([word, answer[:cut] + word[cut:]])
+        pairs.append({"prompt": row["instruction"], "chosen": answer, "rejected": rejected})
+    return pairs
 
 
 def _read_dataset(ds: Any, label: str) -> Iterator[SourceRow]:
@@ -349,7 +127,7 @@ def _load_saved(src: Source, split: str | None) -> Any:
     except (FileNotFoundError, ValueError, OSError) as e:
         raise DataError(f"{src.name}: cannot load the saved dataset ({str(e).splitlines()[0]})") from None
     if isinstance(loaded, Dataset):
-        _no_split(Path(src.name), split)
+        no_split(Path(src.name), split)
         return loaded
     wanted = split or "train"
     if wanted not in loaded:
@@ -437,12 +215,18 @@ def describe_source(src: Source, split: str | None) -> dict[str, Any]:
     return {"kind": "builtin", "name": src.name, "split": split, "rows": [TINY_TRAIN_ROWS, TINY_VALIDATION_ROWS], "seed": TINY_SEED}
 
 
+def public_source(src: Source, split: str | None) -> dict[str, Any]:
+    """The source as the manifest shows it (no Hub download to fingerprint it again)."""
+    if src.kind == "hub":
+        return {"kind": "hub", "id": src.name, "config": src.config_name, "revision": src.revision, "split": split}
+    if src.kind == "builtin":
+        return {"kind": "builtin", "name": src.name, "rows": [TINY_TRAIN_ROWS, TINY_VALIDATION_ROWS]}
+    return describe_source(src, split)
+
+
 def count_rows(source: str | Path, split: str | None = None) -> int:
     """How many rows a source has (cheap for Parquet and datasets)."""
     src = resolve_source(str(source))
-    if src.kind == "file" and src.path is not None and _data_suffix(src.path) == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(pa.BufferReader(_read_bytes(src.path))).metadata.num_rows
+    if src.kind == "file" and src.path is not None and data_suffix(src.path) == ".parquet":
+        return parquet_rows(src.path)
     return sum(1 for _ in read_rows(src, split))

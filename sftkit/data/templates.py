@@ -31,7 +31,8 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
-from sftkit.data.formats import InvalidRow, chat_messages, user_text
+from sftkit.data.canonical import chat_messages, user_text
+from sftkit.data.drops import InvalidRow
 from sftkit.errors import ConfigError, DataError
 
 NAMES = ("auto", "chat", "chatml", "alpaca", "arabic")

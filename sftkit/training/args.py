@@ -31,7 +31,7 @@ def tracking_args(cfg: RunConfig) -> dict[str, Any]:
 
 def tracking_env(cfg: RunConfig) -> dict[str, str]:
     """Environment the trackers read (transformers' TensorBoard callback takes its folder from here)."""
-    from sftkit import layout
+    import sftkit.layout as layout
 
     tr = cfg.tracking
     if tr.enabled and tr.backend == "tensorboard":

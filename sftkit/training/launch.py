@@ -1,5 +1,5 @@
 """How many processes run the training recipe: this one, or several under torchrun (rank 0 alone prints
-and writes). :func:`launch` is what ``sftkit.api.train`` calls; each process runs
+and writes). :func:`launch` is what the Python API's ``train`` calls; each process runs
 :func:`sftkit.training.pipeline.run_pipeline`.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sftkit import layout
+import sftkit.layout as layout
 from sftkit.config import RunConfig
 from sftkit.errors import SftkitError
 from sftkit.training.pipeline import TrainResult

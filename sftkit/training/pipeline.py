@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sftkit import layout
+import sftkit.layout as layout
 from sftkit.config import RunConfig
 from sftkit.errors import InterruptedRun, SftkitError
 from sftkit.training.args import build_peft_config, build_trainer_config, tracking_env

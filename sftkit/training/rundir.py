@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sftkit import layout
+import sftkit.layout as layout
 from sftkit.config import RunConfig
 from sftkit.keys import SECTIONS
 from sftkit.errors import EXIT_USAGE, SftkitError

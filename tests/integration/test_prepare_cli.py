@@ -76,7 +76,7 @@ def test_dpo_via_cli(prep):
     result = prep("--data", str(shared_path(*DPO_DEMO)), "-t", "dpo", "--set", "dpo.max_prompt_length=256", "--set", "dpo.max_length=512", "--set", "model.max_seq_length=512", "--set", "data.max_rows=40", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["splits"]["train"] == 40 and summary["dropped"]["max_rows"] > 200
+    assert summary["splits"]["train"] == 40 and summary["capped"] > 200
     assert summary["format"] == "sharegpt_dpo" and summary["trainer_type"] == "dpo" and summary["rows_in"] == 300
 
 
@@ -113,10 +113,27 @@ def test_skip_invalid_counts_every_row(prep, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["rows_in"] == 6 and summary["rows_kept"] == 2
-    assert summary["rejected"] == 2 and summary["dropped"] == {"duplicate": 1, "empty": 1}
+    assert summary["dropped"] == {"duplicate": 1, "empty": 1, "invalid": 2}
     assert_accounting(summary)
-    rejects = (tmp_path / "prepared" / "rejects.jsonl").read_text().splitlines()
-    assert [json.loads(r)["where"] for r in rejects] == [f"{path}:2", f"{path}:5"]
+    rejects = [r for line in (tmp_path / "prepared" / "dropped.jsonl").read_text().splitlines() if (r := json.loads(line))["reason"] == "invalid"]
+    assert [r["where"] for r in rejects] == [f"{path}:2", f"{path}:5"]
+
+
+def test_dropped_rows_are_listed_and_the_hint_names_the_flag(prep, tmp_path):
+    data = str(write_jsonl(tmp_path / "d.jsonl", [{"instruction": f"q{i % 3}", "output": f"a{i % 3}"} for i in range(5)]))
+    first = prep("--data", data, "--json")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["dropped"] == {"duplicate": 2} and "dropped.jsonl" in first.stderr
+    lines = [json.loads(line) for line in (tmp_path / "prepared" / "dropped.jsonl").read_text().splitlines()]
+    assert [(r["reason"], r["where"], r["message"]) for r in lines] == [("duplicate", f"{data}:4", f"same as {data}:1"), ("duplicate", f"{data}:5", f"same as {data}:2")]
+    assert json.loads(prep("--data", data, "--json").stdout)["reused"] is True
+    assert json.loads(prep("--data", data, "--overwrite", "--json").stdout)["reused"] is False
+    assert prep("--data", data, "--force").exit_code == 2  # the old name is gone
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "a", "output": "A"}\n{oops\n')
+    result = prep("--data", str(bad), output="bad")
+    assert result.exit_code == 1 and f"{bad}:2: invalid JSON" in one_error_line(result)
+    assert "data.skip_invalid=true (--skip-invalid)" in result.stderr
 
 
 @pytest.mark.parametrize(

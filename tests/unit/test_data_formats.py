@@ -5,16 +5,10 @@ from __future__ import annotations
 import pytest
 
 from sftkit.data.arabic import normalize_arabic
-from sftkit.data.formats import (
-    DroppedRow,
-    InvalidRow,
-    add_system_prompt,
-    apply_field_map,
-    check_example,
-    detect_format,
-    normalize_row,
-    parse_hh,
-)
+from sftkit.data.canonical import add_system_prompt, check_example
+from sftkit.data.drops import DroppedRow, InvalidRow
+from sftkit.data.formats import apply_field_map, detect_format
+from sftkit.data.normalize import normalize_row, parse_hh
 from sftkit.errors import DataError
 
 HH_CHOSEN = "\n\nHuman: hi there\n\nAssistant: hello!\n\nHuman: tell me a joke\n\nAssistant: Why did the chicken cross the road?"
@@ -47,7 +41,7 @@ def test_unknown_columns_list_what_was_found_and_what_is_accepted():
     with pytest.raises(DataError) as info:
         detect_format([{"foo": 1, "bar": 2}])
     assert "bar, foo" in info.value.message
-    assert "alpaca: instruction, output" in info.value.hint and "--format" in info.value.hint
+    assert "alpaca: instruction, output" in info.value.hint and "data.format" in info.value.hint
 
 
 def test_sft_format_with_dpo_and_the_other_way_round_are_clear_errors():

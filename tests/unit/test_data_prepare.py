@@ -25,10 +25,13 @@ from data_fixtures import (  # noqa: F401 - fixtures
     write_jsonl,
 )
 
-from sftkit.data.formats import normalize_row
-from sftkit.data.prepare import peek, prepare_data, read_examples
+from sftkit.data.clean import peek, read_examples
+from sftkit.data.drops import Reason
+from sftkit.data.normalize import normalize_row
+from sftkit.data.prepare import prepare_data
 from sftkit.data.templates import prompt_ids
 from sftkit.errors import ConfigError, DataError
+from sftkit.layout import DROPPED
 
 LONG = "model.max_seq_length=2048"
 
@@ -77,15 +80,15 @@ def test_hh_rlhf_as_dpo(tmp_path, smollm2):
     cfg = make_cfg("model.max_seq_length=1024", "dpo.max_length=512", "dpo.max_prompt_length=384", trainer_type="dpo", dataset=str(path))
     with pytest.raises(DataError, match=r"harmless-base-test\.jsonl\.gz:\d+: chosen and rejected transcripts differ") as info:
         prepare_data(cfg, tokenizer=smollm2, output=tmp_path / "strict")
-    assert "--skip-invalid" in info.value.hint
+    assert "data.skip_invalid=true" in info.value.hint
     assert not (tmp_path / "strict").exists()  # nothing half-written
     cfg = make_cfg("model.max_seq_length=1024", "dpo.max_length=512", "dpo.max_prompt_length=384", trainer_type="dpo", dataset=str(path), skip_invalid=True, max_rows=300)
     p = prepare_data(cfg, tokenizer=smollm2, output=tmp_path / "p")
     m = p.manifest
     assert m["format"] == "hh" and m["rows_in"] == 2312 and m["rows_kept"] == 300
-    assert m["rejected"] == 5 and m["dropped"]["max_rows"] > 1900
+    assert m["dropped"]["invalid"] == 5 and m["capped"] > 1900
     assert_accounting(m)
-    rejects = [json.loads(line) for line in (tmp_path / "p" / "rejects.jsonl").read_text().splitlines()]
+    rejects = [r for line in (tmp_path / "p" / "dropped.jsonl").read_text().splitlines() if (r := json.loads(line))["reason"] == "invalid"]
     assert len(rejects) == 5 and all(re.search(r"\.gz:\d+$", r["where"]) and r["reason"] for r in rejects)
     row = p.train[0]
     assert "Human" not in row["chosen"] and row["chosen"].endswith("<|im_end|>")
@@ -168,7 +171,7 @@ def test_reuse_and_invalidation(tmp_path, smollm2, qwen):
     write_jsonl(data, [{"instruction": f"q{i}", "output": f"b{i}"} for i in range(30)])
     edited = prepare_data(make_cfg("model.max_seq_length=48", dataset=str(data), template="alpaca"), tokenizer=qwen, output=out)
     assert not edited.reused and edited.changed == ["source"]
-    forced = prepare_data(make_cfg("model.max_seq_length=48", dataset=str(data), template="alpaca"), tokenizer=qwen, output=out, force=True)
+    forced = prepare_data(make_cfg("model.max_seq_length=48", dataset=str(data), template="alpaca"), tokenizer=qwen, output=out, overwrite=True)
     assert not forced.reused
     assert not list(tmp_path.glob(".p.*"))  # no temp or old folders left behind
 
@@ -208,7 +211,7 @@ def test_too_long_truncate_or_drop_and_max_rows(tmp_path, tiny_tok):
     dropped = prepare_data(make_cfg("model.max_seq_length=40", dataset=str(data), too_long="drop"), tokenizer=tiny_tok, output=tmp_path / "d")
     assert dropped.manifest["dropped"] == {"too_long": 2} and dropped.manifest["truncated"] == 0
     capped = prepare_data(make_cfg(dataset=str(data), max_rows=1), tokenizer=tiny_tok, output=tmp_path / "c")
-    assert capped.manifest["rows_kept"] == 1 and capped.manifest["dropped"] == {"max_rows": 2}
+    assert capped.manifest["rows_kept"] == 1 and capped.manifest["dropped"] == {} and capped.manifest["capped"] == 2
     for p in (cut, dropped, capped):
         assert_accounting(p.manifest)
 
@@ -242,7 +245,7 @@ def test_builtin_tiny_sft_and_dpo(tmp_path, tiny_tok):
     assert tiny_tok.decode(d.train[0]["prompt_ids"]).endswith("<|assistant|>")
 
 
-def test_skip_invalid_writes_rejects_and_keeps_accounts(tmp_path, tiny_tok):
+def test_skip_invalid_lists_rows_in_dropped_jsonl_and_keeps_accounts(tmp_path, tiny_tok):
     path = tmp_path / "d.jsonl"
     path.write_text(
         '{"instruction": "a", "output": "A"}\n'
@@ -257,11 +260,50 @@ def test_skip_invalid_writes_rejects_and_keeps_accounts(tmp_path, tiny_tok):
         prepare_data(make_cfg(dataset=str(path)), tokenizer=tiny_tok, output=tmp_path / "strict")
     p = prepare_data(make_cfg(dataset=str(path), skip_invalid=True), tokenizer=tiny_tok, output=tmp_path / "p")
     m = p.manifest
-    assert (m["rows_in"], m["rows_kept"], m["rejected"]) == (6, 3, 3)
+    assert (m["rows_in"], m["rows_kept"], m["dropped"]) == (6, 3, {"invalid": 3})
     assert_accounting(m)
-    rejects = [json.loads(line) for line in (tmp_path / "p" / "rejects.jsonl").read_text().splitlines()]
+    rejects = [json.loads(line) for line in (tmp_path / "p" / "dropped.jsonl").read_text().splitlines()]
     assert [r["where"].rsplit(":", 1)[1] for r in rejects] == ["2", "4", "5"]
-    assert "should be text" in rejects[1]["reason"]
+    assert "should be text" in rejects[1]["message"]
+
+
+def test_every_dropped_row_is_in_dropped_jsonl_with_its_reason(tmp_path, tiny_tok):
+    rows = [
+        {"instruction": "upper: ab", "output": "AB"},
+        {"instruction": "upper: ab", "output": "AB"},  # a duplicate of line 1
+        {"instruction": "upper: " + "x" * 80, "output": "X" * 80},  # too long for 40 tokens
+        '{"instruction": "broken"',  # not JSON
+        {"instruction": "c", "output": ["not", "text"]},  # not a usable row
+        {"instruction": "upper: cd", "output": "CD"},
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    val = write_jsonl(tmp_path / "v.jsonl", [{"instruction": "upper: z", "output": "Z"}, {"instruction": "upper: y", "output": "  "}])
+    cfg = make_cfg("model.max_seq_length=40", dataset=str(path), validation_file=str(val), too_long="drop", skip_invalid=True)
+    p = prepare_data(cfg, tokenizer=tiny_tok, output=tmp_path / "p")
+    lines = [json.loads(line) for line in (tmp_path / "p" / DROPPED).read_text(encoding="utf-8").splitlines()]
+    by_place = {r["where"]: r for r in lines}
+    assert list(by_place) == [f"{path}:2", f"{path}:4", f"{path}:5", f"{path}:3", f"{val}:2"]  # read order, then encoding
+    assert [r["reason"] for r in lines] == ["duplicate", "invalid", "invalid", "too_long", "empty"]
+    duplicate, too_long = by_place[f"{path}:2"], by_place[f"{path}:3"]
+    assert duplicate["row"] == rows[1] and duplicate["message"] == f"same as {path}:1"
+    assert duplicate["example"]["messages"][-1] == {"role": "assistant", "content": "AB"}
+    assert too_long["row"] == rows[2] and "model.max_seq_length=40" in too_long["message"]
+    assert by_place[f"{path}:4"]["row"] == rows[3] and "invalid JSON" in by_place[f"{path}:4"]["message"]
+    assert "should be text" in by_place[f"{path}:5"]["message"]
+    assert [r["split"] for r in lines] == ["train"] * 4 + ["validation"]
+    for r in lines:
+        assert r["explanation"] == Reason(r["reason"]).explanation
+    m = p.manifest
+    assert m["files"]["dropped"] == DROPPED and m["dropped"] == {"duplicate": 1, "invalid": 2, "too_long": 1}
+    assert m["validation"]["dropped"] == {"empty": 1} and (m["rows_kept"], len(p.validation)) == (2, 1)
+    assert_accounting(m)
+    assert_accounting(m["validation"])
+
+    capped = prepare_data(make_cfg("model.max_seq_length=40", dataset=str(path), too_long="drop", skip_invalid=True, max_rows=1), tokenizer=tiny_tok, output=tmp_path / "c")
+    assert capped.manifest["capped"] == 1 and capped.manifest["dropped"] == m["dropped"]  # a cap, not a drop: not listed
+    assert len((tmp_path / "c" / DROPPED).read_text().splitlines()) == 4
+    assert_accounting(capped.manifest)
 
 
 def test_refuses_to_replace_a_folder_that_is_not_prepared_data(tmp_path, tiny_tok):
