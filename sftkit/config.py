@@ -135,10 +135,10 @@ class DataConfig(Section):
     """What to do with rows longer than the maximum length: truncate them or drop them (both counted)."""
 
     skip_invalid: bool = False
-    """Skip rows that cannot be read or formatted, writing each with its reason to ``rejects.jsonl``, instead of failing."""
+    """Skip rows that cannot be read or formatted (listed with the error in the prepared folder's ``dropped.jsonl``, reason ``invalid``) instead of failing."""
 
     max_rows: int | None = Field(None, gt=0)
-    """Use at most this many training rows (after cleaning), e.g. for a quick trial run."""
+    """Use at most this many training rows (after cleaning), e.g. for a quick trial run; the rows left over are counted as ``capped`` in the manifest, not listed as dropped."""
 
     num_proc: int | None = Field(None, gt=0)
     """Processes for tokenisation (default: one)."""
