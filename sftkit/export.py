@@ -129,7 +129,7 @@ def _check_output(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise SftkitError(f"{out} exists and is a file", hint="choose another output folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise SftkitError(f"{out} exists and is not empty", hint="choose another output folder, or replace it (overwrite=True; --overwrite on the command line)")
+        raise SftkitError(f"{out} exists and is not empty", hint="choose another output folder, or replace it (overwrite=True)")
 
 
 def _check_shard_size(size: str) -> None:
@@ -154,7 +154,7 @@ def _check_hub(repo: str) -> None:
     if not hub.hub_reachable():
         raise SftkitError(
             "cannot push to the Hugging Face Hub: it is not reachable (offline, or HF_HUB_OFFLINE=1)",
-            hint="export without pushing now (no --push-to-hub); upload later with `hf upload REPO DIR` once online",
+            hint="export without push_to_hub now; upload later with `hf upload REPO DIR` once online",
         )
     if not huggingface_hub.get_token():
         raise SftkitError("cannot push to the Hugging Face Hub: not logged in", hint="run `hf auth login` or set HF_TOKEN")

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from sftkit.cli.options import JsonOpt, RunOrModelArg, TemplateOpt
+from sftkit.cli.options import JsonOpt, RunOrModelArg, TemplateOpt, naming_flags
 
 #: metrics shown as percentages
 _FRACTIONS = ("exact_match", "contains", "eval_preference_accuracy")
@@ -44,18 +44,19 @@ def eval_(
     from sftkit import api
     from sftkit.console import console, escape, stdout_write
 
-    result = api.evaluate(
-        model,
-        data=data,
-        split=split,
-        compare=compare,
-        template=template,
-        batch_size=batch_size,
-        max_new_tokens=max_new_tokens,
-        generate=not no_generate,
-        output=output,
-        progress=True,
-    )
+    with naming_flags({"batch_size": "--batch-size"}):
+        result = api.evaluate(
+            model,
+            data=data,
+            split=split,
+            compare=compare,
+            template=template,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            generate=not no_generate,
+            output=output,
+            progress=True,
+        )
     if as_json:
         stdout_write(json.dumps(result.as_dict(predictions=False), indent=2, ensure_ascii=False) + "\n")
     else:

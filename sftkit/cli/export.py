@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from sftkit.cli.options import JsonOpt, OverwriteOpt, RunOrModelArg
+from sftkit.cli.options import JsonOpt, OverwriteOpt, RunOrModelArg, naming_flags
 from sftkit.config import Dtype
 from sftkit.export import DEFAULT_TOLERANCE
 
@@ -36,18 +36,20 @@ def export(
     from sftkit import api
     from sftkit.console import console, escape, stdout_write
 
-    result = api.export_model(
-        model,
-        output,
-        dtype=dtype,
-        max_shard_size=max_shard_size,
-        overwrite=overwrite,
-        check=not no_check,
-        tolerance=tolerance,
-        push_to_hub=push_to_hub,
-        public=public,
-        progress=True,
-    )
+    flags = {"max_shard_size": "--max-shard-size", "push_to_hub": "--push-to-hub", "overwrite=True": "--overwrite", "dtype": "--dtype"}
+    with naming_flags(flags):
+        result = api.export_model(
+            model,
+            output,
+            dtype=dtype,
+            max_shard_size=max_shard_size,
+            overwrite=overwrite,
+            check=not no_check,
+            tolerance=tolerance,
+            push_to_hub=push_to_hub,
+            public=public,
+            progress=True,
+        )
     what = "LoRA adapter merged into its base model" if result.merged else "full model"
     console.print(f"exported {escape(model)} to {escape(str(result.path))} ({what}, {result.dtype}, {len(result.files)} files)")
     if result.max_abs_diff is not None:

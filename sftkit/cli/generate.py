@@ -10,10 +10,13 @@ from typing import Annotated, Any, Iterator, Literal, Optional
 
 import typer
 
-from sftkit.cli.options import RunOrModelArg, TemplateOpt
+from sftkit.cli.options import RunOrModelArg, TemplateOpt, naming_flags
 from sftkit.sampling import DEFAULT_BATCH_SIZE, DEFAULTS
 
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Prompts generated together (left-padded).")]
+
+#: the sampling settings' flags, for library errors that name the setting
+SAMPLING_FLAGS = {name: "--" + name.replace("_", "-") for name in ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "batch_size")}
 
 TEXT_HELP = "text: one response per line, with newlines written as \\n, carriage returns as \\r and backslashes as \\\\"
 
@@ -58,7 +61,8 @@ def generate(
     from sftkit.sampling import GenerationStats, SamplingOptions
 
     options = SamplingOptions(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-    options.check()
+    with naming_flags(SAMPLING_FLAGS):
+        options.check()
     if chat and (prompts or input_file):
         raise SftkitError("--chat takes its prompts interactively, not from arguments or --input", exit_code=EXIT_USAGE)
     if not chat and not prompts and input_file is None and sys.stdin.isatty():

@@ -98,3 +98,27 @@ def load_config(
                 hint="pass --preset NAME (e.g. --preset tiny) or --config FILE, or create one with `sftkit init`",
             )
     return resolve(preset, config, sets or [], flags or {})
+
+
+class naming_flags:
+    """Show a library error in the command line's words: parameter names (``max_shard_size``) become the
+    flags that set them (``--max-shard-size``). The library names parameters, since it is also called from Python."""
+
+    def __init__(self, flags: dict[str, str]) -> None:
+        self.flags = flags
+
+    def __enter__(self) -> "naming_flags":
+        return self
+
+    def __exit__(self, kind: Any, err: Any, tb: Any) -> bool:
+        import re
+
+        from sftkit.errors import SftkitError
+
+        if isinstance(err, SftkitError):
+            for name, flag in self.flags.items():
+                pattern = re.compile(rf"(?<![\w.-]){re.escape(name)}(?![\w])")
+                err.message = pattern.sub(flag, err.message)
+                err.hint = pattern.sub(flag, err.hint) if err.hint else err.hint
+                err.args = (err.message,)
+        return False

@@ -150,7 +150,7 @@ def test_qlora_4bit_trains_or_fails_clearly(tmp_path: Path):
         config = json.loads((run / "model" / "adapter_config.json").read_text())
         assert config["r"] == 8
         meta = json.loads((run / "model" / "sft_metadata.json").read_text())
-        assert meta["method"] == "qlora-4bit"
+        assert meta["method"] == "qlora"  # the method names of sftkit.names
     else:
         lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
         assert len(lines) == 1 and "4-bit" in lines[0], proc.stderr
