@@ -243,6 +243,7 @@ def _save(cfg: RunConfig, trainer, tokenizer, data, run_dir: Path, metrics: dict
     tmp = run_dir / f".{layout.MODEL}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     trainer.save_model(str(tmp))
+    tokenizer.chat_template = _trained_format(cfg, tokenizer)  # what plain transformers renders = what was trained
     tokenizer.save_pretrained(str(tmp))
     meta = metadata(cfg, data, metrics, started, trainer.state.global_step)
     name = layout.metadata_name(cfg.trainer_type)
@@ -254,6 +255,14 @@ def _save(cfg: RunConfig, trainer, tokenizer, data, run_dir: Path, metrics: dict
     write_json(run_dir / name, meta)
     (run_dir / layout.CARD).write_text(card, encoding="utf-8")  # replaces TRL's generic card
     write_json(run_dir / layout.FINAL_METRICS, metrics)
+
+
+def _trained_format(cfg: RunConfig, tokenizer: Any) -> str:
+    from sftkit.data.chat_template import trained_chat_template
+    from sftkit.data.templates import resolve_template
+
+    template = resolve_template(cfg.data.template, tokenizer, cfg.data.response_marker)
+    return trained_chat_template(template, cfg.data.system_prompt)
 
 
 class _quiet_libraries:

@@ -83,3 +83,20 @@ def _rows_file(run_dir):
     if not path.exists():
         path.write_text("".join(json.dumps(r) + "\n" for r in tiny.heldout_rows(8, seed=5)), encoding="utf-8")
     return path
+
+
+@pytest.mark.parametrize("template", ["alpaca", "Q: {instruction}\nA: {response}"])
+def test_the_trained_format_travels_with_the_model(tmp_path, cli, template):
+    """Plain transformers prompts the saved model exactly as sftkit trained and generates (ids equal)."""
+    from transformers import AutoTokenizer
+
+    import sftkit
+
+    out = tmp_path / "run"
+    result = cli("train", "--preset", "tiny", "-o", str(out), *_sets("train.max_iters=2", "train.eval_steps=1000", f"data.template={template}", f"data.system_prompt={SYSTEM}"))
+    assert result.exit_code == 0, result.output
+    plain = AutoTokenizer.from_pretrained(str(out / "model"))
+    model = sftkit.load(out)
+    for messages in ([{"role": "user", "content": "cat"}], [{"role": "user", "content": "cat"}, {"role": "assistant", "content": "CAT"}, {"role": "user", "content": "dog"}]):
+        ids = plain.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        assert list(ids) == model.tokenizer(model.render(messages), add_special_tokens=False)["input_ids"]
