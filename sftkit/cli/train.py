@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from sftkit.cli.options import ConfigOpt, JsonOpt, OutputDirOpt, OverwriteOpt, PresetOpt, SetOpt, TrainerTypeOpt, load_config
+from sftkit.cli.options import ConfigOpt, JsonOpt, OutputDirOpt, OverwriteOpt, PresetOpt, SetOpt, TrainerTypeOpt, load_config, naming_flags
 
 
 def train(
@@ -53,17 +53,18 @@ def train(
     cfg = resolved.config
     if int(os.environ.get("RANK", "0")) == 0:
         console.print(_announcement(cfg))
-    result = api.train(
-        cfg,
-        resume=str(resume_from) if resume_from else ("latest" if resume else None),
-        overwrite=overwrite,
-        progress="live" if console.is_terminal else True,
-        nproc=nproc,
-        nnodes=nnodes,
-        node_rank=node_rank,
-        master_addr=master_addr,
-        master_port=master_port,
-    )
+    with naming_flags({"overwrite=True": "--overwrite", "resume='latest'": "--resume", "another train.output_dir": "another --output-dir"}):
+        result = api.train(
+            cfg,
+            resume=str(resume_from) if resume_from else ("latest" if resume else None),
+            overwrite=overwrite,
+            progress="live" if console.is_terminal else True,
+            nproc=nproc,
+            nnodes=nnodes,
+            node_rank=node_rank,
+            master_addr=master_addr,
+            master_port=master_port,
+        )
     for line in _summary(cfg, result):
         console.print(line)
     if as_json:

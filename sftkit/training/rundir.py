@@ -89,7 +89,7 @@ def start_run_dir(cfg: RunConfig, resume: str | None, overwrite: bool) -> tuple[
     if has_run(run_dir) and not overwrite:
         raise SftkitError(
             f"run folder {run_dir} already holds a run",
-            hint="pass --overwrite to replace it, --resume to continue it, or --output-dir for a new folder",
+            hint="replace it (overwrite=True), continue it (resume='latest') or choose another train.output_dir",
             exit_code=EXIT_USAGE,
         )
     if run_dir.is_dir():  # an overwritten run, or what a failed start left: cleared, the prepared data kept
