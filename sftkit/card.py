@@ -12,7 +12,6 @@ from sftkit.config import RunConfig
 from sftkit.names import hub_id
 from sftkit.version import __version__
 
-
 #: what each trainer type is called in a model card
 KINDS = {"sft": "supervised fine-tuning (SFT)", "dpo": "direct preference optimisation (DPO)"}
 

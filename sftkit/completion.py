@@ -12,7 +12,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 PRESET_OPTIONS = ("--preset", "-p")
 SET_OPTIONS = ("--set", "-s")
 PATH_OPTIONS = ("--config", "-c", "--output-dir", "-o", "--output", "--data", "--deepspeed", "--from-legacy", "--config-path")

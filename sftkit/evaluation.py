@@ -24,14 +24,14 @@ import json
 import re
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator, Mapping
 from typing import Any
 
+from sftkit import layout
 from sftkit.console import status
 from sftkit.errors import EXIT_USAGE, SftkitError
-from sftkit import layout
 from sftkit.generation import LoadedModel, load, release_memory
 from sftkit.runinfo import RunInfo, locate
 from sftkit.sampling import SamplingOptions

@@ -17,20 +17,20 @@ from __future__ import annotations
 
 import json
 import os
-import typing
 import shutil
 import tempfile
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sftkit.version import __version__
 from sftkit import layout
 from sftkit.config import Dtype
 from sftkit.console import status
 from sftkit.errors import EXIT_USAGE, SftkitError
 from sftkit.generation import LoadedModel, load
 from sftkit.modeling import quiet_transformers
+from sftkit.version import __version__
 
 DTYPES = typing.get_args(Dtype)
 #: default largest absolute logit difference accepted between a float32 export and the un-merged model

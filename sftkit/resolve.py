@@ -14,8 +14,8 @@ from typing import Any, Iterable, Mapping
 from pydantic import BaseModel, ValidationError
 
 from sftkit.config import RunConfig
-from sftkit.keys import SECTIONS, all_keys, is_optional_key, is_text_key
 from sftkit.errors import ConfigError, Problem
+from sftkit.keys import SECTIONS, all_keys, is_optional_key, is_text_key
 from sftkit.presets import Layer, file_chain, preset_chain
 from sftkit.yamlio import parse_scalar
 

@@ -9,8 +9,8 @@ import typer
 from typer._click import ClickException  # typer ships its own click
 from typer.core import TyperGroup
 
-from sftkit.version import __version__
 from sftkit.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SftkitError
+from sftkit.version import __version__
 
 
 class SftkitGroup(TyperGroup):

@@ -8,7 +8,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from sftkit.cli.options import ConfigOpt, JsonOpt, PresetOpt, SetOpt, TrainerTypeOpt, load_config
+from sftkit.cli.options import (
+    ConfigOpt,
+    JsonOpt,
+    PresetOpt,
+    SetOpt,
+    TrainerTypeOpt,
+    load_config,
+)
 
 
 def prepare(

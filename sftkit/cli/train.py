@@ -9,7 +9,17 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from sftkit.cli.options import ConfigOpt, JsonOpt, OutputDirOpt, OverwriteOpt, PresetOpt, SetOpt, TrainerTypeOpt, load_config, naming_flags
+from sftkit.cli.options import (
+    ConfigOpt,
+    JsonOpt,
+    OutputDirOpt,
+    OverwriteOpt,
+    PresetOpt,
+    SetOpt,
+    TrainerTypeOpt,
+    load_config,
+    naming_flags,
+)
 
 
 def train(

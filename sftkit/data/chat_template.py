@@ -18,7 +18,12 @@ from __future__ import annotations
 import json
 import string
 
-from sftkit.data.templates import ALPACA_MARKER, ALPACA_PREAMBLE, ALPACA_PREAMBLE_INPUT, Template
+from sftkit.data.templates import (
+    ALPACA_MARKER,
+    ALPACA_PREAMBLE,
+    ALPACA_PREAMBLE_INPUT,
+    Template,
+)
 
 
 def trained_chat_template(template: Template, system_prompt: str | None = None) -> str:

@@ -19,7 +19,12 @@ from sftkit.data.arabic import normalize_arabic
 from sftkit.data.canonical import add_system_prompt, check_example, map_text
 from sftkit.data.custom import load_formatting_func, normalize_custom
 from sftkit.data.drops import DroppedRow, InvalidRow, Reason, Tally
-from sftkit.data.formats import apply_field_map, check_field_map, check_format_for_trainer, detect_format
+from sftkit.data.formats import (
+    apply_field_map,
+    check_field_map,
+    check_format_for_trainer,
+    detect_format,
+)
 from sftkit.data.normalize import normalize_row
 from sftkit.data.readers import SourceRow
 from sftkit.errors import DataError

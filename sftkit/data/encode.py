@@ -15,8 +15,19 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from sftkit.data.clean import Example
 from sftkit.data.drops import InvalidRow, Reason, Tally
-from sftkit.data.templates import Template, render_conversation, render_pair, render_text
-from sftkit.data.tokenize import encode_pairs, encode_sft, has_trained_tokens, truncate_pair, truncate_sft
+from sftkit.data.templates import (
+    Template,
+    render_conversation,
+    render_pair,
+    render_text,
+)
+from sftkit.data.tokenize import (
+    encode_pairs,
+    encode_sft,
+    has_trained_tokens,
+    truncate_pair,
+    truncate_sft,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from sftkit.config import RunConfig

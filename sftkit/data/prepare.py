@@ -30,7 +30,15 @@ from sftkit.data.clean import Reader
 from sftkit.data.drops import Tally
 from sftkit.data.encode import Job, encode_all
 from sftkit.data.manifest import build_manifest, finish_tally, read_manifest
-from sftkit.data.plan import Plan, changed_inputs, check_output, fingerprint, fingerprint_inputs, make_plan, reusable
+from sftkit.data.plan import (
+    Plan,
+    changed_inputs,
+    check_output,
+    fingerprint,
+    fingerprint_inputs,
+    make_plan,
+    reusable,
+)
 from sftkit.data.sources import source_rows
 from sftkit.data.templates import Template, resolve_template
 from sftkit.data.write import write_manifest, write_prepared

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from sftkit.data.readers import SourceRow, data_suffix, json_splits, no_split, parquet_rows, read_file
+from sftkit.data.readers import (
+    SourceRow,
+    data_suffix,
+    json_splits,
+    no_split,
+    parquet_rows,
+    read_file,
+)
 from sftkit.errors import DataError
 from sftkit.names import BUILTIN_TINY, is_builtin, looks_like_path
 

@@ -41,7 +41,11 @@ def write_prepared(
     trainer_type: str,
 ) -> None:
     """Write ``train/``, ``validation/``, ``dropped.jsonl`` and ``manifest.json`` and replace ``out`` with them."""
-    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+    from datasets.utils.logging import (
+        disable_progress_bar,
+        enable_progress_bar,
+        is_progress_bar_enabled,
+    )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))

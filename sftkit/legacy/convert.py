@@ -14,11 +14,23 @@ from typing import Any
 
 from sftkit.errors import ConfigError
 from sftkit.layout import CONFIG
-from sftkit.legacy.fields import ALIASES, BASE_CLASSES, DIRECT, GROUPED, NO_EQUIVALENT, is_secret
+from sftkit.legacy.fields import (
+    ALIASES,
+    BASE_CLASSES,
+    DIRECT,
+    GROUPED,
+    NO_EQUIVALENT,
+    is_secret,
+)
 from sftkit.legacy.read import Skipped, Value, read_legacy
-from sftkit.projectfile import ProjectFile, check_text, diff_against, same_value, write_project
+from sftkit.projectfile import (
+    ProjectFile,
+    check_text,
+    diff_against,
+    same_value,
+    write_project,
+)
 from sftkit.projectfile import render as render_project
-
 
 #: where the data is: carried over even when equal to the old defaults, since the presets name no data
 DATA_LOCATION = ("data_dir", "train_file", "validation_file")

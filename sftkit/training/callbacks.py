@@ -15,6 +15,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+import sftkit.layout as layout
+
 SHOWN = ("loss", "learning_rate", "grad_norm", "epoch")
 
 
@@ -43,8 +45,8 @@ class RunLogCallback(TrainerCallback):
     """Writes every log event to metrics.jsonl and a plain line to train.log (and stderr when not a TTY)."""
 
     def __init__(self, run_dir: Path, console: Any | None, live: bool) -> None:
-        self.metrics_path = run_dir / "metrics.jsonl"
-        self.log_path = run_dir / "train.log"
+        self.metrics_path = run_dir / layout.METRICS
+        self.log_path = run_dir / layout.TRAIN_LOG
         self.console = console
         self.live = live
         self.started = time.perf_counter()
@@ -61,7 +63,14 @@ class RunLogCallback(TrainerCallback):
         self.started = time.perf_counter()
         self._line(f"training started: {state.max_steps} steps")
         if self.live and self.console is not None:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self.progress = Progress(
                 TextColumn("[bold]train[/]"),

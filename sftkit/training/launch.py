@@ -54,7 +54,13 @@ def launch(
 
 def _launch_torchrun(cfg: RunConfig, resume: str | None, overwrite: bool, p: Processes, console: Any | None) -> TrainResult:
     """Create the run folder and prepare the data once here, then start torchrun on the run's own config file."""
-    from sftkit.training.rundir import FAILED, read_state, run_dir_of, start_run_dir, write_state
+    from sftkit.training.rundir import (
+        FAILED,
+        read_state,
+        run_dir_of,
+        start_run_dir,
+        write_state,
+    )
 
     if p.node_rank == 0:
         run_dir, _ = start_run_dir(cfg, resume, overwrite)

@@ -154,7 +154,11 @@ def _model(cfg: RunConfig) -> Any:
 def _trainer(cfg, model, tokenizer, data, run_dir: Path, console, live):
     from transformers import PrinterCallback, ProgressCallback
 
-    from sftkit.training.callbacks import NanGuardCallback, RunLogCallback, StopSignalCallback
+    from sftkit.training.callbacks import (
+        NanGuardCallback,
+        RunLogCallback,
+        StopSignalCallback,
+    )
 
     has_eval = data.validation is not None
     os.environ.update(tracking_env(cfg))

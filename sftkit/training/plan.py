@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from sftkit.config import RunConfig
-from sftkit.training.args import build_peft_config, build_trainer_config, model_load_args, peft_args, trainer_args
+from sftkit.training.args import (
+    build_peft_config,
+    build_trainer_config,
+    model_load_args,
+    peft_args,
+    trainer_args,
+)
 
 TRAINER_CLASSES = {"sft": "trl.SFTTrainer", "dpo": "trl.DPOTrainer"}
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import sftkit.layout as layout
 from sftkit.config import RunConfig
-from sftkit.keys import SECTIONS
 from sftkit.errors import EXIT_USAGE, SftkitError
+from sftkit.keys import SECTIONS
 from sftkit.yamlio import atomic_write_text, dump_yaml, load_yaml
 
 #: entries a fresh run folder may already hold (written by `sftkit prepare`)

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any, Callable, get_args
 from sftkit.config import RunConfig, TrackingBackend, TrainerType
 from sftkit.names import LORA_8BIT, METHOD_HELP, METHODS, QLORA, method_of
 from sftkit.wizard.environment import data_summary, hf_token_status, wandb_key_status
-from sftkit.wizard.parse import optional, parse_dataset, parse_model, parse_space, positive, required_text
+from sftkit.wizard.parse import (
+    optional,
+    parse_dataset,
+    parse_model,
+    parse_space,
+    positive,
+    required_text,
+)
 
 if TYPE_CHECKING:
     from sftkit.wizard.state import Wizard

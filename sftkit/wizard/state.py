@@ -9,7 +9,15 @@ from sftkit.errors import ConfigError, Problem, SftkitError
 from sftkit.projectfile import ProjectFile
 from sftkit.wizard.environment import detect_hardware
 from sftkit.wizard.parse import show
-from sftkit.wizard.questions import BY_KEY, CHOICES, QUESTIONS, TRACKIO_SPACE, Option, Question, default_preset
+from sftkit.wizard.questions import (
+    BY_KEY,
+    CHOICES,
+    QUESTIONS,
+    TRACKIO_SPACE,
+    Option,
+    Question,
+    default_preset,
+)
 
 #: how errors name what is not an answer when the caller says nothing else (a Python keyword argument)
 DEFAULT_NAMES = {"yes": "yes=True"}
