@@ -72,7 +72,7 @@ def run_pipeline(
         run_dir, checkpoint = start_run_dir(cfg, resume, overwrite)
     try:
         return _train(cfg, run_dir, checkpoint, device, console if main else None, live and main)
-    except InterruptedRun:
+    except (InterruptedRun, KeyboardInterrupt):
         if main:
             write_state(run_dir, INTERRUPTED)
         raise
