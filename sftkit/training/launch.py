@@ -56,6 +56,7 @@ def _launch_torchrun(cfg: RunConfig, resume: str | None, overwrite: bool, p: Pro
     """Create the run folder and prepare the data once here, then start torchrun on the run's own config file."""
     from sftkit.training.rundir import (
         FAILED,
+        INTERRUPTED,
         read_state,
         run_dir_of,
         start_run_dir,
@@ -93,7 +94,7 @@ def _launch_torchrun(cfg: RunConfig, resume: str | None, overwrite: bool, p: Pro
         console.print(f"launching {p.nproc * p.nnodes} processes: {' '.join(cmd[2:8])}")
     code = subprocess.call(cmd)
     if code != 0:
-        if p.node_rank == 0 and read_state(run_dir).get("state") not in (FAILED, "interrupted"):
+        if p.node_rank == 0 and read_state(run_dir).get("state") not in (FAILED, INTERRUPTED):
             write_state(run_dir, FAILED, error=f"a process exited with code {code}")
         raise SftkitError(
             f"distributed run failed (exit code {code})",
