@@ -5,14 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
 from sftkit.config import RunConfig, Section
-
-
-def section_fields(model: type[BaseModel]) -> dict[str, Any]:
-    """Field name -> FieldInfo of a config section class."""
-    return dict(model.model_fields)
 
 
 def all_keys() -> list[str]:
@@ -37,12 +30,6 @@ def field_info(key: str) -> Any:
     if not (isinstance(ann, type) and issubclass(ann, Section)):
         return None
     return ann.model_fields.get(name)
-
-
-def field_doc(key: str) -> str:
-    """The docstring of a dotted key, for help and error hints."""
-    info = field_info(key)
-    return (info.description or "") if info is not None else ""
 
 
 def type_members(annotation: Any) -> tuple[Any, ...]:

@@ -20,7 +20,10 @@ runs/x/
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
+
+from sftkit.config import TrainerType
 
 CONFIG = "sftkit.yaml"
 STATE = "state.json"
@@ -39,23 +42,16 @@ CHECKPOINT_PREFIX = "checkpoint-"
 MANIFEST = "manifest.json"
 DROPPED = "dropped.jsonl"
 
-TRAINER_TYPES = ("sft", "dpo")
-
-
 def metadata_name(trainer_type: str) -> str:
     """``sft_metadata.json`` / ``dpo_metadata.json``."""
     return f"{trainer_type}_metadata.json"
 
 
-METADATA_NAMES = tuple(metadata_name(t) for t in TRAINER_TYPES)
+METADATA_NAMES = tuple(metadata_name(t) for t in typing.get_args(TrainerType))
 
 
 def run_config(run_dir: str | Path) -> Path:
     return Path(run_dir) / CONFIG
-
-
-def model_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / MODEL
 
 
 def prepared_dir(run_dir: str | Path) -> Path:

@@ -15,6 +15,7 @@ from sftkit.cli.options import (
     SetOpt,
     TrainerTypeOpt,
     load_config,
+    naming_flags,
 )
 
 
@@ -67,32 +68,24 @@ def prepare(
     cfg = resolved.config
     from sftkit import api
     from sftkit.console import console, stdout_write
-    from sftkit.data.drops import skip_invalid_hint
     from sftkit.data.prepare import summary
     from sftkit.data.sources import has_split
-    from sftkit.errors import DataError
 
     origin = resolved.sources.get("data.validation_split", "")
     if data and cfg.data.validation_split and not origin.startswith("--") and has_split(data, cfg.data.validation_split) is False:
         console.print(f"[dim]note: {data} has no {cfg.data.validation_split!r} split; data.validation_split from {origin} is not used[/]")
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"validation_split": None})})
-    try:
-        with console.status("preparing data…"):
-            prepared = api.prepare(cfg, overwrite=overwrite)
-    except DataError as e:
-        if e.hint == skip_invalid_hint():  # the library names the setting; here there is a flag for it
-            e.hint = skip_invalid_hint("--skip-invalid")
-        raise
+    with naming_flags({"data.skip_invalid=true": "data.skip_invalid=true (--skip-invalid)"}), console.status("preparing data…"):
+        prepared = api.prepare(cfg, overwrite=overwrite)
     if prepared.reused:
         console.print(f"[dim]reusing {prepared.path}: sources, tokenizer and settings are unchanged (--overwrite prepares again)[/]")
     elif prepared.changed:
         console.print(f"[dim]prepared again: changed {', '.join(prepared.changed)}[/]")
     if preview:
         from sftkit.data.preview import examples, legend
-        from sftkit.modeling import tokenizer_for
 
         console.print(legend(cfg.trainer_type))
-        for panel in examples(prepared.train, tokenizer_for(cfg), preview, cfg.trainer_type):
+        for panel in examples(prepared.train, prepared.tokenizer, preview, cfg.trainer_type):
             console.print(panel)
     from sftkit.data.preview import summary_table
 

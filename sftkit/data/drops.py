@@ -78,10 +78,9 @@ class DroppedRow(Exception):
         self.message = message
 
 
-def skip_invalid_hint(flag: str | None = None) -> str:
-    """The hint under an invalid-row error; a command that has a flag for the setting passes it."""
-    setting = f"data.skip_invalid=true ({flag})" if flag else "data.skip_invalid=true"
-    return f"fix the row, or set {setting} to skip unusable rows and list them in dropped.jsonl"
+def skip_invalid_hint() -> str:
+    """The hint under an invalid-row error (it names the setting; the CLI adds its flag)."""
+    return "fix the row, or set data.skip_invalid=true to skip unusable rows and list them in dropped.jsonl"
 
 
 @dataclass

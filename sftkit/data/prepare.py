@@ -63,6 +63,8 @@ class PreparedData:
     """True when a matching prepared folder was reused."""
     changed: list[str] = field(default_factory=list)
     """Why an existing prepared folder was not reused: the inputs that changed (empty when new or reused)."""
+    tokenizer: Any = field(default=None, repr=False)
+    """The tokenizer the rows were encoded with (for previews and decoding)."""
 
 
 def default_prepared_dir(cfg: RunConfig) -> Path:
@@ -89,7 +91,7 @@ def prepare_data(
     if not overwrite:
         previous = read_manifest(out)
         if reusable(out, previous, key):
-            return _reuse(out, previous, cfg)
+            return _reuse(out, previous, cfg, tokenizer)
         if previous:
             changed = changed_inputs(previous.get("inputs", {}), inputs)
     check_output(out)
@@ -105,6 +107,7 @@ def prepare_data(
         load_from_disk(str(out / "validation")) if val_rows is not None else None,
         reused=False,
         changed=changed,
+        tokenizer=tokenizer,
     )
 
 
@@ -160,7 +163,7 @@ def _split(rows: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list
     return [r for i, r in enumerate(rows) if i not in val_index], [r for i, r in enumerate(rows) if i in val_index]
 
 
-def _reuse(out: Path, manifest: dict[str, Any], cfg: RunConfig) -> PreparedData:
+def _reuse(out: Path, manifest: dict[str, Any], cfg: RunConfig, tokenizer: Any) -> PreparedData:
     from datasets import load_from_disk
 
     if manifest.get("packing") != cfg.data.packing:  # recorded, not part of the result: keep the record true
@@ -168,7 +171,7 @@ def _reuse(out: Path, manifest: dict[str, Any], cfg: RunConfig) -> PreparedData:
         write_manifest(out, manifest)
     val = out / "validation"
     return PreparedData(
-        out, manifest, load_from_disk(str(out / "train")), load_from_disk(str(val)) if val.is_dir() else None, reused=True
+        out, manifest, load_from_disk(str(out / "train")), load_from_disk(str(val)) if val.is_dir() else None, reused=True, tokenizer=tokenizer
     )
 
 
