@@ -15,7 +15,14 @@ runs/x/
   README.md              the model card (CARD)
   eval/NAME.json         `sftkit eval` results (EVAL)
   tensorboard/           TensorBoard events, when that tracker is on (TENSORBOARD)
+  .replaced/             the run an --overwrite replaces, until the new run has a checkpoint (REPLACED)
+  .stop                  asks the processes of a multi-process run to stop at the next step (STOP)
 ```
+
+A checkpoint folder is complete once it holds ``sftkit-complete.json`` (CHECKPOINT_COMPLETE), written after every
+other file in it is on disk; ``--resume`` takes only complete checkpoints. The final model is written to
+``.model.tmp`` (MODEL_TMP) and renamed to ``model`` when complete. The process running the run holds an
+exclusive ``flock`` on the run folder itself.
 """
 
 from __future__ import annotations
@@ -37,6 +44,11 @@ CARD = "README.md"
 EVAL = "eval"
 TENSORBOARD = "tensorboard"
 CHECKPOINT_PREFIX = "checkpoint-"
+CHECKPOINT_COMPLETE = "sftkit-complete.json"
+REPLACED = ".replaced"
+STOP = ".stop"
+MODEL_TMP = f".{MODEL}.tmp"
+MODEL_OLD = f".{MODEL}.old"
 
 # the prepared-data folder
 MANIFEST = "manifest.json"

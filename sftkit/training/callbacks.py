@@ -1,4 +1,4 @@
-"""Trainer callbacks: progress on stderr, metrics.jsonl and train.log, NaN guard, Ctrl-C/SIGTERM checkpointing.
+"""Trainer callbacks: progress on stderr, metrics.jsonl and train.log, Ctrl-C/SIGTERM checkpointing.
 
 Only the main process (rank 0) prints and writes.
 """
@@ -6,7 +6,6 @@ Only the main process (rank 0) prints and writes.
 from __future__ import annotations
 
 import json
-import math
 import signal
 import time
 from datetime import datetime, timedelta
@@ -114,10 +113,15 @@ class RunLogCallback(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         if self.progress is not None:
             self.progress.update(self.task, completed=state.global_step)
-            self.progress.stop()
-            self.progress = None
+        self.close()
         if state.is_world_process_zero:
             self._line(f"training finished at step {state.global_step} in {_fmt_duration(time.perf_counter() - self.started)}")
+
+    def close(self) -> None:
+        """Stop the live display (also when training ended with an error)."""
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
 
     # -- formatting ------------------------------------------------------------------------------
     def _describe(self, state, logs: dict[str, Any], tps: float | None, timing: bool = True) -> str:
@@ -155,25 +159,16 @@ class RunLogCallback(TrainerCallback):
             self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-class NanGuardCallback(TrainerCallback):
-    """Stops the run at the first NaN/inf loss; the pipeline turns that into a clear error."""
-
-    def __init__(self) -> None:
-        self.bad_step: int | None = None
-        self.bad_value: float | None = None
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(loss):
-            self.bad_step, self.bad_value = state.global_step, loss
-            control.should_training_stop = True
-            control.should_save = False
-
-
 class StopSignalCallback(TrainerCallback):
-    """On Ctrl-C or SIGTERM: finish the current step, save a checkpoint, stop. A second Ctrl-C aborts at once."""
+    """On Ctrl-C or SIGTERM: finish the current step, save a checkpoint, stop. A second Ctrl-C aborts at once.
 
-    def __init__(self) -> None:
+    In a multi-process run every rank must stop at the same step: each step the ranks agree (one small
+    all-reduce) on whether any of them was signalled or the launcher asked for a stop through ``stop_file``.
+    There a repeated signal changes nothing (the launcher aborts the run if the user insists).
+    """
+
+    def __init__(self, stop_file: Path) -> None:
+        self.stop_file = stop_file
         self.received: str | None = None
         self._previous: dict[int, Any] = {}
 
@@ -191,10 +186,29 @@ class StopSignalCallback(TrainerCallback):
 
     def _handle(self, signum, frame):
         if self.received is not None:
+            if _distributed():
+                return
             raise KeyboardInterrupt
         self.received = signal.Signals(signum).name
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.received is not None:
+        stop = self.received is not None
+        if _distributed():
+            import torch
+            import torch.distributed as dist
+
+            asked = stop or (state.is_world_process_zero and self.stop_file.exists())
+            flag = torch.tensor([1 if asked else 0], device=args.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            if int(flag.item()) and self.received is None:
+                self.received = "a stop request"
+            stop = bool(flag.item())
+        if stop:
             control.should_save = True
             control.should_training_stop = True
+
+
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1

@@ -6,6 +6,7 @@ decides how many processes run it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,9 +21,15 @@ from sftkit.training.rundir import (
     FAILED,
     FINISHED,
     INTERRUPTED,
+    RunLock,
+    complete_checkpoints,
+    disk_full,
     environment,
     find_checkpoint,
+    flush_tree,
+    record_end,
     run_dir_of,
+    settle_replaced,
     start_run_dir,
     write_json,
     write_state,
@@ -59,7 +66,8 @@ def run_pipeline(
     """Train as the config says, in this process.
 
     ``console``: where progress goes (None: silent); ``live``: a rich live display; ``launched``: this process is
-    one of several started by the launcher, which already created the run folder and prepared the data.
+    one of several started by the launcher, which holds the run folder's lock, created the folder and prepared
+    the data.
     """
     from sftkit.training.model import check_hardware
 
@@ -67,48 +75,114 @@ def run_pipeline(
     main = is_main_process()
     if launched:
         run_dir = run_dir_of(cfg)
-        checkpoint = find_checkpoint(cfg, run_dir, resume) if resume else None
-    else:
-        run_dir, checkpoint = start_run_dir(cfg, resume, overwrite)
-    try:
-        return _train(cfg, run_dir, checkpoint, device, console if main else None, live and main)
-    except (InterruptedRun, KeyboardInterrupt):
+        checkpoint = find_checkpoint(cfg, run_dir, resume)[0] if resume else None
+        return _run(cfg, run_dir, checkpoint, device, console if main else None, live and main)
+    with RunLock(run_dir_of(cfg)) if main else contextlib.nullcontext():
+        run_dir, checkpoint, notes = start_run_dir(cfg, resume, overwrite)
         if main:
-            write_state(run_dir, INTERRUPTED)
+            _notes(console, run_dir, notes)
+        try:
+            return _run(cfg, run_dir, checkpoint, device, console if main else None, live and main)
+        finally:
+            if main and settle_replaced(run_dir) == "restored" and console is not None:
+                console.print(f"[dim]the previous run in {run_dir} was put back (this one stopped before its first checkpoint)[/]")
+
+
+def _run(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, console: Any, live: bool) -> TrainResult:
+    """:func:`_train`, recording how it ended in state.json (main process)."""
+    main = is_main_process()
+    try:
+        with _sigterm_interrupts():
+            return _train(cfg, run_dir, checkpoint, device, console, live)
+    except KeyboardInterrupt:
+        if main:
+            record_end(run_dir, INTERRUPTED)
+        raise InterruptedRun("interrupted", hint=_restart_hint(cfg, run_dir)) from None
+    except InterruptedRun:
+        if main:
+            record_end(run_dir, INTERRUPTED)
         raise
     except BaseException as err:
         if main:
-            write_state(run_dir, FAILED, error=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+            record_end(run_dir, FAILED, error=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
         raise
 
 
+def _restart_hint(cfg: RunConfig, run_dir: Path) -> str:
+    if complete_checkpoints(run_dir):
+        return f"continue it: sftkit train --config {run_dir / layout.CONFIG} --resume"
+    return "start it again with the same command (it stopped before its first checkpoint: nothing is lost)"
+
+
+def _notes(console: Any, run_dir: Path, notes: list[str]) -> None:
+    from datetime import datetime
+
+    for note in notes:
+        if console is not None:
+            console.print(f"[dim]note: {note}[/]")
+        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        with (run_dir / layout.TRAIN_LOG).open("a", encoding="utf-8") as f:
+            f.write(f"{stamp} note: {note}\n")
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM before training starts (data, model loading) stops the run like Ctrl-C; during training the
+    trainer's own handler takes over and saves a checkpoint first."""
+    import signal
+
+    def handle(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handle)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, console: Any, live: bool) -> TrainResult:
+    from sftkit.testhooks import pause_point
+    from sftkit.training.trainers import NonFiniteTraining
+
     main = is_main_process()
     if main:
         write_json(run_dir / layout.ENVIRONMENT, environment(device, world_size()))
     with _quiet_libraries():
         tokenizer = _tokenizer(cfg)
         data = _data(cfg, tokenizer)
+        pause_point("model", run_dir)  # for fault tests: the data is prepared, training not started
         model = _model(cfg)
-        trainer, signals, nan_guard = _trainer(cfg, model, tokenizer, data, run_dir, console, live)
+        trainer, signals, run_log = _trainer(cfg, model, tokenizer, data, run_dir, console, live)
         started = time.time()
         signals.install()
         try:
-            output = trainer.train(resume_from_checkpoint=checkpoint)
+            if checkpoint and _trained_to_the_end(checkpoint):
+                _notes(console, run_dir, [f"{Path(checkpoint).name} was written after the last step: saving the model from it, no more training"])
+                output_metrics = _load_finished(trainer, checkpoint)
+            else:
+                output_metrics = dict(trainer.train(resume_from_checkpoint=checkpoint).metrics)
+        except NonFiniteTraining as bad:
+            good = complete_checkpoints(run_dir)
+            raise SftkitError(
+                f"{bad.what} at step {bad.step}; training stopped before saving anything from that step on"
+                + (f" (last good checkpoint: {good[-1].name})" if good else ""),
+                hint="lower train.learning_rate, keep train.max_grad_norm > 0, or check the data for broken rows",
+            ) from None
         finally:
             signals.uninstall()
-    if nan_guard.bad_step is not None:
-        raise SftkitError(
-            f"loss became {nan_guard.bad_value} at step {nan_guard.bad_step}; training stopped",
-            hint="lower train.learning_rate, keep train.max_grad_norm > 0, or check the data for broken rows",
-        )
+            run_log.close()
     if signals.received:
         step = trainer.state.global_step
         raise InterruptedRun(
             f"stopped by {signals.received} at step {step}; checkpoint saved in {run_dir / f'{layout.CHECKPOINT_PREFIX}{step}'}",
             hint=f"resume with: sftkit train --config {run_dir / layout.CONFIG} --resume",
         )
-    metrics = dict(output.metrics)
+    metrics = output_metrics
     with _quiet_libraries():
         if data.validation is not None:
             metrics.update(_final_eval(trainer))
@@ -116,6 +190,25 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, c
             _save(cfg, trainer, tokenizer, data, run_dir, metrics, started)
             write_state(run_dir, FINISHED, steps=trainer.state.global_step)
     return TrainResult(run_dir, run_dir / layout.MODEL, metrics)
+
+
+def _trained_to_the_end(checkpoint: str) -> bool:
+    """The checkpoint is the one written after the last step (the run stopped while saving the final model)."""
+    import json
+
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    return state.get("max_steps", 0) > 0 and state.get("global_step", 0) >= state["max_steps"]
+
+
+def _load_finished(trainer, checkpoint: str) -> dict[str, Any]:
+    """Take the weights and the trainer state of a checkpoint written after the last step, without training
+    (resuming there, transformers would train one step past the end)."""
+    from transformers import TrainerState
+
+    trainer._load_from_checkpoint(checkpoint)
+    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {"train_loss": sum(losses) / len(losses)} if losses else {}
 
 
 def _final_eval(trainer) -> dict[str, Any]:
@@ -154,25 +247,21 @@ def _model(cfg: RunConfig) -> Any:
 def _trainer(cfg, model, tokenizer, data, run_dir: Path, console, live):
     from transformers import PrinterCallback, ProgressCallback
 
-    from sftkit.training.callbacks import (
-        NanGuardCallback,
-        RunLogCallback,
-        StopSignalCallback,
-    )
+    from sftkit.training.callbacks import RunLogCallback, StopSignalCallback
+    from sftkit.training.trainers import dpo_trainer_class, sft_trainer_class
 
     has_eval = data.validation is not None
     os.environ.update(tracking_env(cfg))
     args = build_trainer_config(cfg, has_eval=has_eval, ddp_backend="gloo" if world_size() > 1 and not _cuda(cfg) else None)
     peft_config = build_peft_config(cfg)
-    nan_guard, signals = NanGuardCallback(), StopSignalCallback()
-    callbacks = [RunLogCallback(run_dir, console, live), nan_guard, signals]
+    run_log, signals = RunLogCallback(run_dir, console, live), StopSignalCallback(run_dir / layout.STOP)
     if cfg.trainer_type == "sft":
-        trainer_cls, extra = _sft_trainer_class(), {}
+        trainer_cls, extra = sft_trainer_class(), {}
         columns = ["input_ids", "labels"]
     else:
         from sftkit.training.model import load_model
 
-        trainer_cls = _dpo_trainer_class()
+        trainer_cls = dpo_trainer_class()
         # None: TRL uses the base with adapters disabled (LoRA) or a frozen copy of the model (full)
         extra = {"ref_model": load_model(cfg, name=cfg.dpo.ref_model) if cfg.dpo.ref_model else None}
         columns = ["prompt_ids", "chosen_ids", "rejected_ids"]
@@ -183,53 +272,14 @@ def _trainer(cfg, model, tokenizer, data, run_dir: Path, console, live):
         eval_dataset=data.validation.select_columns(columns) if has_eval else None,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=callbacks,
+        callbacks=[run_log, signals],
         **extra,
     )
     if has_eval and cfg.trainer_type == "sft":
         trainer._sftkit_rows = data.validation.select_columns(columns).to_list()
     for noisy in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(noisy)  # they print to stdout; our RunLogCallback replaces them
-    return trainer, signals, nan_guard
-
-
-def _sft_trainer_class():
-    from trl import SFTTrainer
-
-    class SftkitSFTTrainer(SFTTrainer):
-        _sftkit_rows: list | None = None  # the prepared validation rows as prepared (TRL may pack its own copy)
-
-        """SFTTrainer whose evaluations compute what `sftkit eval` computes (:mod:`sftkit.scoring`): the mean loss
-        per trained token over all validation rows, so the figures in metrics.jsonl, the final metrics and a
-        later `sftkit eval` on the same rows agree. Sharded models (FSDP, DeepSpeed) keep TRL's evaluation loop."""
-
-        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
-            if eval_dataset is not None or self.is_fsdp_enabled or self.is_deepspeed_enabled or not self._sftkit_rows:
-                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-            from sftkit.scoring import loss_figures
-
-            pad = self.processing_class.pad_token_id if self.processing_class.pad_token_id is not None else 0
-            metrics = loss_figures(self.model, self._sftkit_rows, "sft", self.args.per_device_eval_batch_size, pad)
-            metrics = {k.replace("eval_", f"{metric_key_prefix}_", 1): v for k, v in metrics.items()}
-            self.log(metrics)
-            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
-            return metrics
-
-    return SftkitSFTTrainer
-
-
-def _dpo_trainer_class():
-    from trl import DPOTrainer
-
-    class PretokenizedDPOTrainer(DPOTrainer):
-        """DPOTrainer that takes sftkit's prepared ids as they are (prompt truncation and templates done in prepare)."""
-
-        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-            if {"prompt_ids", "chosen_ids", "rejected_ids"} <= set(dataset.column_names):
-                return dataset
-            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-
-    return PretokenizedDPOTrainer
+    return trainer, signals, run_log
 
 
 def _cuda(cfg: RunConfig) -> bool:
@@ -239,26 +289,55 @@ def _cuda(cfg: RunConfig) -> bool:
 
 
 def _save(cfg: RunConfig, trainer, tokenizer, data, run_dir: Path, metrics: dict[str, Any], started: float) -> None:
+    """Write the final model to .model.tmp, flush it to disk, then rename it to model/ (the run's files last)."""
     import shutil
 
     from sftkit.card import metadata, model_card
+    from sftkit.testhooks import pause_point
 
-    final = run_dir / layout.MODEL
-    tmp = run_dir / f".{layout.MODEL}.tmp"
+    _check_finite_weights(trainer.model)
+    pause_point("save", run_dir)  # for fault tests: nothing of the final model written yet
+    final, tmp, old = run_dir / layout.MODEL, run_dir / layout.MODEL_TMP, run_dir / layout.MODEL_OLD
     shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save_model(str(tmp))
-    tokenizer.chat_template = _trained_format(cfg, tokenizer)  # what plain transformers renders = what was trained
-    tokenizer.save_pretrained(str(tmp))
     meta = metadata(cfg, data, metrics, started, trainer.state.global_step)
     name = layout.metadata_name(cfg.trainer_type)
-    write_json(tmp / name, meta)
     card = model_card(cfg, meta)
-    (tmp / layout.CARD).write_text(card, encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    write_json(run_dir / name, meta)
-    (run_dir / layout.CARD).write_text(card, encoding="utf-8")  # replaces TRL's generic card
-    write_json(run_dir / layout.FINAL_METRICS, metrics)
+    try:
+        trainer.save_model(str(tmp))
+        tokenizer.chat_template = _trained_format(cfg, tokenizer)  # what plain transformers renders = what was trained
+        tokenizer.save_pretrained(str(tmp))
+        write_json(tmp / name, meta)
+        (tmp / layout.CARD).write_text(card, encoding="utf-8")
+        flush_tree(tmp)
+        pause_point("final", run_dir)  # for fault tests: the model is written, not yet in place
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+        write_json(run_dir / name, meta)
+        (run_dir / layout.CARD).write_text(card, encoding="utf-8")  # replaces TRL's generic card
+        write_json(run_dir / layout.FINAL_METRICS, metrics)
+    except Exception as err:
+        full = disk_full(err, run_dir)  # before the partial model is removed and frees the space
+        shutil.rmtree(tmp, ignore_errors=True)
+        if full:
+            raise SftkitError(
+                f"disk full while writing the final model to {final} (nothing half-written was left)",
+                hint=f"free space on that disk, then finish the run: sftkit train --config {run_dir / layout.CONFIG} --resume",
+            ) from None
+        raise
+
+
+def _check_finite_weights(model) -> None:
+    """The last guard before a model is saved: no NaN or infinite weight."""
+    import torch
+
+    for name, param in model.named_parameters():
+        if param.requires_grad and not bool(torch.isfinite(param).all()):
+            raise SftkitError(
+                f"the trained weights hold NaN or infinite values ({name}); the model was not saved",
+                hint="lower train.learning_rate or keep train.max_grad_norm > 0, then start again",
+            )
 
 
 def _trained_format(cfg: RunConfig, tokenizer: Any) -> str:

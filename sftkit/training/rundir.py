@@ -1,15 +1,25 @@
-"""The run folder: never overwritten by accident, resumable only with a compatible config.
+"""The run folder: one process at a time, never overwritten by accident, resumable only from complete checkpoints.
 
 Its layout is declared in :mod:`sftkit.layout`. ``state.json`` records where the run stands: ``running``,
-``failed`` (with the error), ``interrupted`` or ``finished``. A run that failed before writing its first
-checkpoint or model holds nothing worth keeping, so the same command can start it again.
+``failed`` (with the error), ``interrupted`` or ``finished``. A run that failed, was interrupted or was killed
+before writing its first complete checkpoint or model holds nothing worth keeping, so the same command starts it
+again. A ``running`` state seen by a process that holds the folder's lock was left by a process that died.
+
+``--overwrite`` replaces only a folder that is an sftkit run, and only once the new run has something to show
+for itself: the old run is moved into ``.replaced/`` and deleted after the new run's first complete checkpoint
+(or its end); if the new run fails before that, the old run is put back.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
+import re
 import shutil
+import socket
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +29,8 @@ from sftkit.errors import EXIT_USAGE, SftkitError
 from sftkit.keys import SECTIONS
 from sftkit.yamlio import atomic_write_text, dump_yaml, load_yaml
 
-#: entries a fresh run folder may already hold (written by `sftkit prepare`)
-PRE_RUN_ENTRIES = {layout.PREPARED}
+#: entries a fresh run folder may already hold (written by `sftkit prepare`) or that belong to no run
+PRE_RUN_ENTRIES = {layout.PREPARED, layout.STOP}
 RUNNING, FAILED, INTERRUPTED, FINISHED = "running", "failed", "interrupted", "finished"
 #: keys that may change between a run and its resumption; anything else changes what is trained
 RESUMABLE_CHANGES = (
@@ -35,30 +45,166 @@ RESUMABLE_CHANGES = (
     "data.prepared_dir",
     "tracking.",
 )
+_STEP = re.compile(rf"^{re.escape(layout.CHECKPOINT_PREFIX)}(\d+)$")
 
 
 def run_dir_of(cfg: RunConfig) -> Path:
     return Path(cfg.train.output_dir)
 
 
+# -- the lock ---------------------------------------------------------------------------------------
+
+
+class RunLock:
+    """An exclusive lock on a run folder for the whole run: ``flock`` on the folder itself.
+
+    The kernel releases it when the holding process exits, however it exits, so a lock left by a killed process
+    is simply taken over. While running, ``state.json`` records who holds it (pid, host, command) for the
+    refusal message. A folder the lock created and nothing then wrote into is removed again on release.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.fd: int | None = None
+        self.created = False
+
+    def acquire(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform: run unlocked
+            return self
+        try:
+            self.created = not self.run_dir.exists()
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.run_dir, os.O_RDONLY)
+        except OSError as e:
+            raise SftkitError(
+                f"cannot create the run folder {self.run_dir}: {e.strerror or e}",
+                hint="choose a train.output_dir (--output-dir) you can write to",
+                exit_code=EXIT_USAGE,
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise SftkitError(
+                f"run folder {self.run_dir} is in use by another sftkit process{self.holder()}",
+                hint="wait for that run to finish or stop it (Ctrl-C), or choose another train.output_dir",
+                exit_code=EXIT_USAGE,
+            ) from None
+        self.fd = fd
+        return self
+
+    def holder(self) -> str:
+        state = read_state(self.run_dir)
+        if "pid" not in state:
+            return ""
+        return f" (pid {state['pid']} on {state.get('host', '?')} since {state.get('updated', '?')}: {state.get('command', '?')})"
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # releases the flock
+            self.fd = None
+            if self.created:
+                try:
+                    self.run_dir.rmdir()  # only if empty: nothing was written
+                except OSError:
+                    pass
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def holder_info() -> dict[str, Any]:
+    """Who runs the run, for ``state.json`` while it is running."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)}
+
+
+# -- what the folder holds --------------------------------------------------------------------------
+
+
+def is_run_folder(run_dir: Path) -> bool:
+    """Written by ``sftkit train``: it has a state file (or, from before state files, a config with results)."""
+    if (run_dir / layout.STATE).is_file():
+        return True
+    return (run_dir / layout.CONFIG).is_file() and any((run_dir / n).exists() for n in (layout.MODEL, layout.METRICS, layout.TRAIN_LOG))
+
+
+def foreign_entries(run_dir: Path) -> list[str]:
+    """Entries of a folder that is not an sftkit run (nothing sftkit may delete)."""
+    if not run_dir.is_dir() or is_run_folder(run_dir):
+        return []
+    return sorted(p.name for p in run_dir.iterdir() if p.name not in PRE_RUN_ENTRIES)
+
+
 def has_run(run_dir: Path) -> bool:
-    """True when the folder holds a run worth keeping (anything besides a prepared dataset, unless it is what a
-    run that failed before its first checkpoint left behind)."""
-    if not run_dir.is_dir():
-        return False
-    if not any(p.name not in PRE_RUN_ENTRIES for p in run_dir.iterdir()):
-        return False
-    return not restartable(run_dir)
+    """True when the folder holds a run worth keeping: an sftkit run with a complete checkpoint or model, or one
+    that finished or is still running elsewhere. A failed, interrupted or killed start is not worth keeping."""
+    return is_run_folder(run_dir) and not restartable(run_dir)
 
 
 def restartable(run_dir: Path) -> bool:
-    """A run that failed before it wrote a checkpoint or a model: starting it again loses nothing."""
-    state = read_state(run_dir)
-    return state.get("state") == FAILED and not checkpoints(run_dir) and not (run_dir / layout.MODEL).exists()
+    """A run that stopped before it wrote a complete checkpoint or a model: starting it again loses nothing.
+
+    ``running`` counts too: call this holding the folder's lock, and a ``running`` state is what a killed
+    process left behind."""
+    if read_state(run_dir).get("state") not in (FAILED, INTERRUPTED, RUNNING):
+        return False
+    return not complete_checkpoints(run_dir) and not (run_dir / layout.MODEL).exists()
+
+
+def step_of(checkpoint: Path) -> int:
+    m = _STEP.match(checkpoint.name)
+    return int(m.group(1)) if m else -1
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
-    return sorted(p for p in run_dir.glob(f"{layout.CHECKPOINT_PREFIX}*") if p.is_dir())
+    """Every checkpoint-N folder, oldest step first (complete or not)."""
+    if not run_dir.is_dir():
+        return []
+    return sorted((p for p in run_dir.iterdir() if _STEP.match(p.name) and p.is_dir()), key=step_of)
+
+
+def is_complete(checkpoint: Path, legacy: bool = False) -> bool:
+    """Written to the end: it holds the completion marker (``legacy``: a run from before the marker existed,
+    whose checkpoints count when the trainer state, written last, is there)."""
+    if (checkpoint / layout.CHECKPOINT_COMPLETE).exists():
+        return True
+    return legacy and (checkpoint / "trainer_state.json").exists()
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    found = checkpoints(run_dir)
+    legacy = not any((c / layout.CHECKPOINT_COMPLETE).exists() for c in found)
+    return [c for c in found if is_complete(c, legacy)]
+
+
+def mark_complete(checkpoint: Path, step: int) -> None:
+    """Flush every file of a written checkpoint to disk, then write the completion marker."""
+    flush_tree(checkpoint)
+    write_json(checkpoint / layout.CHECKPOINT_COMPLETE, {"step": step, "written": _now()})
+    _fsync_dir(checkpoint)
+    _fsync_dir(checkpoint.parent)
+
+
+def rotate_checkpoints(run_dir: Path, limit: int | None, keep: str | None = None) -> None:
+    """Keep the newest ``limit`` complete checkpoints (and ``keep``, the best one); delete older ones, and
+    incomplete ones older than the newest complete checkpoint."""
+    complete = complete_checkpoints(run_dir)
+    if not complete:
+        return
+    newest = step_of(complete[-1])
+    doomed = [c for c in checkpoints(run_dir) if c not in complete and step_of(c) < newest]
+    if limit:
+        doomed += [c for c in complete[:-limit] if not keep or Path(keep).resolve() != c.resolve()]
+    for c in doomed:
+        shutil.rmtree(c, ignore_errors=True)
+
+
+# -- state ------------------------------------------------------------------------------------------
 
 
 def read_state(run_dir: Path) -> dict[str, Any]:
@@ -71,52 +217,144 @@ def read_state(run_dir: Path) -> dict[str, Any]:
 
 def write_state(run_dir: Path, state: str, **extra: Any) -> None:
     """Record where the run stands (``running``, ``failed``, ``interrupted``, ``finished``)."""
-    from datetime import datetime, timezone
-
-    data = {**read_state(run_dir), "state": state, "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra}
+    data = {**read_state(run_dir), "state": state, "updated": _now(), **extra}
     if state != FAILED:
         data.pop("error", None)
+    if state != RUNNING:
+        for key in holder_info():
+            data.pop(key, None)
     write_json(run_dir / layout.STATE, data)
 
 
-def start_run_dir(cfg: RunConfig, resume: str | None, overwrite: bool) -> tuple[Path, str | None]:
-    """Create (or check) the run folder; return it and the checkpoint to resume from, if any."""
+def record_end(run_dir: Path, state: str, **extra: Any) -> None:
+    """:func:`write_state` for a run that is ending badly: a full disk must not hide the error that ended it."""
+    try:
+        write_state(run_dir, state, **extra)
+    except OSError:
+        pass
+
+
+# -- starting -----------------------------------------------------------------------------------------
+
+
+def start_run_dir(cfg: RunConfig, resume: str | None, overwrite: bool) -> tuple[Path, str | None, list[str]]:
+    """Create (or check) the run folder; return it, the checkpoint to resume from (if any) and notes for the user.
+
+    Call it holding the folder's :class:`RunLock`."""
     run_dir = run_dir_of(cfg)
+    if resume and overwrite:
+        raise SftkitError("--resume and --overwrite contradict each other", hint="continue the run (--resume) or replace it (--overwrite), not both", exit_code=EXIT_USAGE)
+    notes = recover(run_dir)
     if resume:
-        checkpoint = find_checkpoint(cfg, run_dir, resume)
-        write_state(run_dir, RUNNING)
-        return run_dir, checkpoint
-    if has_run(run_dir) and not overwrite:
+        checkpoint, skipped = find_checkpoint(cfg, run_dir, resume)
+        write_state(run_dir, RUNNING, **holder_info())
+        return run_dir, checkpoint, notes + skipped
+    foreign = foreign_entries(run_dir)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise SftkitError(
-            f"run folder {run_dir} already holds a run",
-            hint="replace it (overwrite=True), continue it (resume='latest') or choose another train.output_dir",
+            f"{run_dir} is not an sftkit run folder (it holds {shown}); sftkit will not write into it or delete it",
+            hint="choose another train.output_dir (--output-dir), or empty that folder yourself",
             exit_code=EXIT_USAGE,
         )
-    if run_dir.is_dir():  # an overwritten run, or what a failed start left: cleared, the prepared data kept
-        for entry in run_dir.iterdir():
-            if entry.name not in PRE_RUN_ENTRIES:
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    if has_run(run_dir):
+        if not overwrite:
+            state = read_state(run_dir).get("state", "unknown")
+            raise SftkitError(
+                f"run folder {run_dir} already holds a run ({state})",
+                hint="continue it (--resume), replace it (--overwrite) or choose another train.output_dir",
+                exit_code=EXIT_USAGE,
+            )
+        _move_aside(run_dir)
+        notes.append(f"the previous run in {run_dir} is kept in {run_dir / layout.REPLACED} until this one writes its first checkpoint")
+    elif run_dir.is_dir():  # what a failed, interrupted or killed start left: nothing worth keeping
+        _clear(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / layout.CONFIG, dump_yaml(cfg.to_dict()))
-    write_state(run_dir, RUNNING)
-    return run_dir, None
+    write_state(run_dir, RUNNING, **holder_info())
+    return run_dir, None, notes
 
 
-def find_checkpoint(cfg: RunConfig, run_dir: Path, resume: str) -> str:
+def recover(run_dir: Path) -> list[str]:
+    """Tidy what a process killed mid-write left behind; return what was done, for the user."""
+    notes: list[str] = []
+    if not run_dir.is_dir():
+        return notes
+    (run_dir / layout.STOP).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / layout.MODEL_TMP, ignore_errors=True)
+    old = run_dir / layout.MODEL_OLD
+    if old.is_dir():
+        if (run_dir / layout.MODEL).exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, run_dir / layout.MODEL)
+    if (run_dir / layout.REPLACED).is_dir() and settle_replaced(run_dir) == "restored":
+        notes.append(f"an --overwrite of {run_dir} stopped before its first checkpoint: the previous run was put back")
+    return notes
+
+
+def settle_replaced(run_dir: Path) -> str | None:
+    """The run an ``--overwrite`` moved aside: deleted once the new run has a complete checkpoint or a model,
+    otherwise put back. Returns ``"deleted"``, ``"restored"`` or None (nothing aside)."""
+    aside = run_dir / layout.REPLACED
+    if not aside.is_dir():
+        return None
+    if complete_checkpoints(run_dir) or (run_dir / layout.MODEL).exists():
+        shutil.rmtree(aside)
+        return "deleted"
+    _clear(run_dir)
+    for entry in aside.iterdir():
+        os.replace(entry, run_dir / entry.name)
+    aside.rmdir()
+    return "restored"
+
+
+def discard_replaced(run_dir: Path) -> None:
+    """The new run has a complete checkpoint: the run it replaces can go."""
+    if (run_dir / layout.REPLACED).is_dir() and complete_checkpoints(run_dir):
+        shutil.rmtree(run_dir / layout.REPLACED, ignore_errors=True)
+
+
+def _move_aside(run_dir: Path) -> None:
+    aside = run_dir / layout.REPLACED
+    aside.mkdir()
+    for entry in run_dir.iterdir():
+        if entry.name not in PRE_RUN_ENTRIES and entry.name != layout.REPLACED:
+            os.replace(entry, aside / entry.name)
+
+
+def _clear(run_dir: Path) -> None:
+    for entry in run_dir.iterdir():
+        if entry.name not in PRE_RUN_ENTRIES and entry.name != layout.REPLACED:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+
+def find_checkpoint(cfg: RunConfig, run_dir: Path, resume: str) -> tuple[str, list[str]]:
+    """The checkpoint to resume from and notes on what was skipped: ``resume`` is ``latest`` (the newest complete
+    checkpoint; incomplete ones after it are removed) or a checkpoint folder."""
+    notes: list[str] = []
     if resume != "latest":
         ckpt = Path(resume)
         if not (ckpt / "trainer_state.json").exists():
             raise SftkitError(f"{resume} is not a checkpoint folder (no trainer_state.json)", hint="pass a checkpoint-N folder", exit_code=EXIT_USAGE)
+        if not is_complete(ckpt, legacy=not any((c / layout.CHECKPOINT_COMPLETE).exists() for c in checkpoints(ckpt.parent))):
+            raise SftkitError(f"{resume} is incomplete: the run stopped while writing it", hint="resume from the latest complete checkpoint: --resume", exit_code=EXIT_USAGE)
     else:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        found = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
-        if not found:
-            hint = "start the run again without --resume (the same command, no --overwrite needed)" if restartable(run_dir) or not has_run(run_dir) else "start the run again without --resume, adding --overwrite"
-            raise SftkitError(f"nothing to resume: no checkpoint in {run_dir}", hint=hint, exit_code=EXIT_USAGE)
-        ckpt = Path(found)
+        complete = complete_checkpoints(run_dir)
+        newest = step_of(complete[-1]) if complete else -1
+        for c in checkpoints(run_dir):
+            if c not in complete and step_of(c) > newest:
+                shutil.rmtree(c, ignore_errors=True)
+                notes.append(f"skipped {c.name}: incomplete (the run stopped while writing it); removed")
+        if not complete:
+            if restartable(run_dir) or not is_run_folder(run_dir):
+                hint = f"start it again: the same command without --resume (nothing in {run_dir} is lost by that)"
+            else:
+                hint = "start the run again without --resume, adding --overwrite"
+            raise SftkitError(f"nothing to resume: no complete checkpoint in {run_dir}", hint=hint, exit_code=EXIT_USAGE)
+        ckpt = complete[-1]
     check_resumable(cfg, run_dir)
-    return str(ckpt)
+    return str(ckpt), notes
 
 
 def check_resumable(cfg: RunConfig, run_dir: Path) -> None:
@@ -179,3 +417,46 @@ def environment(device: str, world_size: int) -> dict[str, Any]:
 
 def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def disk_full(err: BaseException, path: Path) -> bool:
+    """Did ``err`` come from a full disk (or quota)? Libraries wrap the OSError (torch, safetensors), so the
+    message and the free space left under ``path`` count too."""
+    import errno
+
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(err)
+    if any(s in text for s in ("No space left", "StorageFull", "os error 28", "Disk quota")):
+        return True
+    try:
+        return shutil.disk_usage(path).free < 1 << 20
+    except OSError:
+        return False
+
+
+def flush_tree(folder: Path) -> None:
+    """Every file under ``folder`` on disk (not only in the page cache), then the folder itself."""
+    for f in folder.rglob("*"):
+        if f.is_file():
+            _fsync(f)
+    _fsync_dir(folder)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        _fsync(path)
+    except OSError:  # not every platform can open a folder
+        pass

@@ -1,0 +1,130 @@
+"""TRL's trainers as sftkit runs them: checkpoints that are complete or absent, and no step past a NaN.
+
+- A checkpoint is written by the trainer as usual, then every file is flushed to disk and the completion marker
+  written (:func:`sftkit.training.rundir.mark_complete`); ``--resume`` takes only marked checkpoints. Rotation
+  (``save_total_limit``) is sftkit's, among complete checkpoints, so a half-written checkpoint never costs a
+  good one. A checkpoint that cannot be written (a full disk) is removed and reported in one line.
+- Every optimizer step checks that the loss and the gradient norm are finite (one device sync per step, the one
+  transformers' own NaN filter would cost) and stops the run before anything is saved from poisoned weights.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sftkit import layout
+from sftkit.errors import SftkitError
+from sftkit.testhooks import pause_point
+from sftkit.training.rundir import (
+    discard_replaced,
+    disk_full,
+    mark_complete,
+    rotate_checkpoints,
+)
+
+
+class NonFiniteTraining(Exception):
+    """The loss or the gradients stopped being finite at ``step``."""
+
+    def __init__(self, step: int, what: str) -> None:
+        super().__init__(f"{what} at step {step}")
+        self.step = step
+        self.what = what
+
+
+class RunSafetyMixin:
+    """Mixed into TRL's trainers (see the module docstring)."""
+
+    _sftkit_ok: Any = None  # a bool tensor: every loss since the last optimizer step was finite
+
+    def training_step(self, *args, **kwargs):
+        import torch
+
+        loss = super().training_step(*args, **kwargs)
+        finite = torch.isfinite(loss.detach()).all()
+        self._sftkit_ok = finite if self._sftkit_ok is None else self._sftkit_ok & finite
+        return loss
+
+    def _maybe_log_save_evaluate(self, tr_loss, grad_norm, *args, **kwargs):
+        import math
+
+        import torch
+
+        ok = self._sftkit_ok
+        if grad_norm is not None:
+            g = torch.isfinite(grad_norm) if isinstance(grad_norm, torch.Tensor) else torch.tensor(math.isfinite(grad_norm))
+            ok = g if ok is None else ok & g.to(ok.device)
+        if ok is not None and not bool(ok):
+            losses_ok = self._sftkit_ok is None or bool(self._sftkit_ok)
+            what = "the gradient norm became " + str(float(grad_norm)) if losses_ok else "the loss became NaN or infinite"
+            raise NonFiniteTraining(self.state.global_step, what)
+        self._sftkit_ok = None
+        return super()._maybe_log_save_evaluate(tr_loss, grad_norm, *args, **kwargs)
+
+    def _save_checkpoint(self, model, trial):
+        run_dir = Path(self._get_output_dir(trial=trial))
+        folder = run_dir / f"{layout.CHECKPOINT_PREFIX}{self.state.global_step}"
+        limit, self.args.save_total_limit = self.args.save_total_limit, None  # rotation is ours (see above)
+        try:
+            super()._save_checkpoint(model, trial)
+            if self.args.should_save:
+                mark_complete(folder, self.state.global_step)
+                rotate_checkpoints(run_dir, limit, self.state.best_model_checkpoint)
+                discard_replaced(run_dir)
+        except Exception as err:
+            full = disk_full(err, run_dir)  # before the partial checkpoint is removed and frees the space
+            if self.args.should_save:
+                shutil.rmtree(folder, ignore_errors=True)
+            if full:
+                raise SftkitError(
+                    f"disk full while writing checkpoint {folder} (removed; the earlier checkpoints are untouched)",
+                    hint=f"free space on that disk, then continue: sftkit train --config {run_dir / layout.CONFIG} --resume",
+                ) from None
+            raise
+        finally:
+            self.args.save_total_limit = limit
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        pause_point("checkpoint", Path(output_dir).parent)  # for fault tests: the weights are written, the rest not
+        super()._save_optimizer_and_scheduler(output_dir)
+
+
+def sft_trainer_class():
+    from trl import SFTTrainer
+
+    class SftkitSFTTrainer(RunSafetyMixin, SFTTrainer):
+        """SFTTrainer whose evaluations compute what `sftkit eval` computes (:mod:`sftkit.scoring`): the mean loss
+        per trained token over all validation rows, so the figures in metrics.jsonl, the final metrics and a
+        later `sftkit eval` on the same rows agree. Sharded models (FSDP, DeepSpeed) keep TRL's evaluation loop."""
+
+        _sftkit_rows: list | None = None  # the prepared validation rows as prepared (TRL may pack its own copy)
+
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+            if eval_dataset is not None or self.is_fsdp_enabled or self.is_deepspeed_enabled or not self._sftkit_rows:
+                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            from sftkit.scoring import loss_figures
+
+            pad = self.processing_class.pad_token_id if self.processing_class.pad_token_id is not None else 0
+            metrics = loss_figures(self.model, self._sftkit_rows, "sft", self.args.per_device_eval_batch_size, pad)
+            metrics = {k.replace("eval_", f"{metric_key_prefix}_", 1): v for k, v in metrics.items()}
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+            return metrics
+
+    return SftkitSFTTrainer
+
+
+def dpo_trainer_class():
+    from trl import DPOTrainer
+
+    class SftkitDPOTrainer(RunSafetyMixin, DPOTrainer):
+        """DPOTrainer that takes sftkit's prepared ids as they are (prompt truncation and templates done in prepare)."""
+
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            if {"prompt_ids", "chosen_ids", "rejected_ids"} <= set(dataset.column_names):
+                return dataset
+            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+    return SftkitDPOTrainer
