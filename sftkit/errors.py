@@ -7,6 +7,7 @@ an exit code. Nothing else in sftkit prints errors.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 #: exit code for usage and configuration errors (as click uses for bad usage)
 EXIT_USAGE = 2
@@ -72,3 +73,19 @@ class InterruptedRun(SftkitError):
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint, exit_code=EXIT_INTERRUPTED)
 
+
+def disk_full(err: BaseException, path: str | Path) -> bool:
+    """Did ``err`` come from a full disk (or quota)? Libraries wrap the OSError (torch, safetensors), so the
+    message and the free space left under ``path`` count too."""
+    import errno
+    import shutil
+
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(err)
+    if any(s in text for s in ("No space left", "StorageFull", "os error 28", "Disk quota")):
+        return True
+    try:
+        return shutil.disk_usage(path).free < 1 << 20
+    except OSError:
+        return False

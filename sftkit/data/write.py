@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sftkit.errors import DataError, disk_full
 from sftkit.layout import DROPPED, MANIFEST
 from sftkit.yamlio import atomic_write_text
 
@@ -64,11 +65,17 @@ def write_prepared(
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             os.rename(out, old)
         os.rename(tmp, out)
-    except BaseException:
+    except BaseException as err:
+        full = isinstance(err, Exception) and disk_full(err, tmp)  # before removing the partial copy frees space
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and not out.exists():
             os.rename(old, out)
             old = None
+        if full:
+            raise DataError(
+                f"disk full while writing the prepared data to {out} (nothing half-written was left)",
+                hint="free space on that disk (or choose another folder), then run the same command again",
+            ) from None
         raise
     finally:
         if bars:

@@ -71,6 +71,7 @@ def load_model(cfg: RunConfig, name: str | None = None) -> Any:
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     from sftkit.hub import local_only, offline_error
+    from sftkit.modeling import weights_problem
 
     kwargs = model_load_args(cfg)
     name = name or kwargs.pop("pretrained_model_name_or_path")
@@ -90,7 +91,8 @@ def load_model(cfg: RunConfig, name: str | None = None) -> Any:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except OSError as e:
         if is_local(name):
-            raise SftkitError(f"could not load a model from {name}: {str(e).splitlines()[0]}") from None
+            problem = None if gguf else weights_problem(source)  # (a .gguf file's folder holds no weights files)
+            raise problem or SftkitError(f"could not load a model from {name}: {str(e).splitlines()[0]}") from None
         raise offline_error("model", name, e) from None
     except (RuntimeError, ValueError, ImportError) as e:
         if quant is not None:

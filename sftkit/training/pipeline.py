@@ -15,7 +15,7 @@ from typing import Any
 
 import sftkit.layout as layout
 from sftkit.config import RunConfig
-from sftkit.errors import InterruptedRun, SftkitError
+from sftkit.errors import InterruptedRun, SftkitError, disk_full
 from sftkit.training.args import build_peft_config, build_trainer_config, tracking_env
 from sftkit.training.rundir import (
     FAILED,
@@ -23,7 +23,6 @@ from sftkit.training.rundir import (
     INTERRUPTED,
     RunLock,
     complete_checkpoints,
-    disk_full,
     environment,
     find_checkpoint,
     flush_tree,

@@ -419,22 +419,6 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def disk_full(err: BaseException, path: Path) -> bool:
-    """Did ``err`` come from a full disk (or quota)? Libraries wrap the OSError (torch, safetensors), so the
-    message and the free space left under ``path`` count too."""
-    import errno
-
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(err)
-    if any(s in text for s in ("No space left", "StorageFull", "os error 28", "Disk quota")):
-        return True
-    try:
-        return shutil.disk_usage(path).free < 1 << 20
-    except OSError:
-        return False
-
-
 def flush_tree(folder: Path) -> None:
     """Every file under ``folder`` on disk (not only in the page cache), then the folder itself."""
     for f in folder.rglob("*"):

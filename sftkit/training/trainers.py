@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from sftkit import layout
-from sftkit.errors import SftkitError
+from sftkit.errors import SftkitError, disk_full
 from sftkit.testhooks import pause_point
 from sftkit.training.rundir import (
     discard_replaced,
-    disk_full,
     mark_complete,
     rotate_checkpoints,
 )

@@ -289,7 +289,12 @@ DRIVER = textwrap.dedent(
             except OSError:
                 pass
     result = {}
-    if stage == "export":
+    if stage == "prepare":
+        fill()
+        r = sftkit("prepare", "--preset", "tiny", "-o", str(disk / "prepared"))
+        result["prepare"] = [r.returncode, r.stderr]
+        result["left"] = sorted(p.name for p in disk.iterdir())
+    elif stage == "export":
         r = sftkit(*run_args, "-o", str(run))
         fill()
         r = sftkit("export", str(run), "-o", str(disk / "exported"))
@@ -358,3 +363,12 @@ def test_disk_full_in_export(tmp_path: Path):
     assert code != 0 and "Traceback" not in err, err
     assert len(error_lines(err)) == 1, err
     assert "exported" not in r["left"]
+
+
+def test_disk_full_in_prepare(tmp_path: Path):
+    r = full_disk(tmp_path, "prepare")
+    code, err = r["prepare"]
+    lines = error_lines(err)
+    assert code == 1 and len(lines) == 1 and "disk full" in lines[0] and "prepared" in lines[0], err
+    assert "Traceback" not in err
+    assert [n for n in r["left"] if not n.startswith("filler")] == [], r["left"]
