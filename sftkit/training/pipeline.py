@@ -156,6 +156,7 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, c
         data = _data(cfg, tokenizer)
         pause_point("model", run_dir)  # for fault tests: the data is prepared, training not started
         model = _model(cfg)
+        _check_vocabulary(cfg, tokenizer, model)
         trainer, signals, run_log = _trainer(cfg, model, tokenizer, data, run_dir, console, live)
         started = time.time()
         signals.install()
@@ -189,6 +190,17 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, c
             _save(cfg, trainer, tokenizer, data, run_dir, metrics, started)
             write_state(run_dir, FINISHED, steps=trainer.state.global_step)
     return TrainResult(run_dir, run_dir / layout.MODEL, metrics)
+
+
+def _check_vocabulary(cfg: RunConfig, tokenizer: Any, model: Any) -> None:
+    """A tokenizer with more tokens than the model has embedding rows would fail mid-run (an index error)."""
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        source = f"model.tokenizer ({cfg.model.tokenizer})" if cfg.model.tokenizer else f"the tokenizer of {cfg.model.name}"
+        raise SftkitError(
+            f"{source} has {len(tokenizer)} tokens but the model's embeddings have {rows} rows",
+            hint="use the model's own tokenizer (unset model.tokenizer), or a model whose vocabulary covers this tokenizer",
+        )
 
 
 def _trained_to_the_end(checkpoint: str) -> bool:

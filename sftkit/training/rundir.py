@@ -244,6 +244,8 @@ def start_run_dir(cfg: RunConfig, resume: str | None, overwrite: bool) -> tuple[
     run_dir = run_dir_of(cfg)
     if resume and overwrite:
         raise SftkitError("--resume and --overwrite contradict each other", hint="continue the run (--resume) or replace it (--overwrite), not both", exit_code=EXIT_USAGE)
+    if not os.access(run_dir, os.W_OK):
+        raise SftkitError(f"cannot write to the run folder {run_dir}: permission denied", hint="choose a train.output_dir (--output-dir) you can write to", exit_code=EXIT_USAGE)
     notes = recover(run_dir)
     if resume:
         checkpoint, skipped = find_checkpoint(cfg, run_dir, resume)

@@ -372,3 +372,28 @@ def test_disk_full_in_prepare(tmp_path: Path):
     assert code == 1 and len(lines) == 1 and "disk full" in lines[0] and "prepared" in lines[0], err
     assert "Traceback" not in err
     assert [n for n in r["left"] if not n.startswith("filler")] == [], r["left"]
+
+
+def test_a_tokenizer_larger_than_the_embeddings_is_refused_before_training(tmp_path: Path):
+    from conftest import shared_path
+
+    tokenizer = shared_path("tokenizers", "smollm2")  # 49k tokens; the tiny model has far fewer embedding rows
+    run = tmp_path / "r"
+    done = sftkit("train", *RUN, "-o", str(run), "--set", f"model.tokenizer={tokenizer}")
+    lines = error_lines(done.stderr)
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert "model.tokenizer" in lines[0] and "embeddings" in lines[0] and "Traceback" not in done.stderr
+
+
+def test_a_read_only_run_folder_is_one_line(tmp_path: Path):
+    if os.geteuid() == 0:
+        pytest.skip("root writes to read-only folders")
+    run = tmp_path / "ro"
+    run.mkdir()
+    run.chmod(0o500)
+    try:
+        done = sftkit("train", *RUN, "-o", str(run))
+    finally:
+        run.chmod(0o700)
+    lines = error_lines(done.stderr)
+    assert done.returncode == 2 and len(lines) == 1 and "permission denied" in lines[0], done.stderr
