@@ -91,6 +91,7 @@ _sftkit_prepare() {
         '(--skip-invalid)--skip-invalid[Skip unusable rows instead of failing; they are listed in dropped.json]' \
         '(--preview)--preview[Show N prepared examples with the trained-on part highlighted.]:value: ' \
         '(--overwrite)--overwrite[Prepare again even when a matching prepared folder exists.]' \
+        '(--trust-formatting-func)--trust-formatting-func[Allow importing and running the Python function the config names in da]' \
         '(--json)--json[Print machine-readable JSON to stdout.]' \
         '(--help)--help[Show this message and exit.]' \
         '*:file:_files'
@@ -120,6 +121,7 @@ _sftkit_train() {
         '(--master-port)--master-port[Rank-0 node port.]:value: ' \
         '(--fsdp)--fsdp[FSDP options (train.fsdp), e.g. full_shard auto_wrap.]:value: ' \
         '(--deepspeed)--deepspeed[A DeepSpeed JSON config (train.deepspeed).]:file:_files' \
+        '(--trust-formatting-func)--trust-formatting-func[Allow importing and running the Python function the config names in da]' \
         '(--help)--help[Show this message and exit.]' \
         '*:file:_files'
 }
@@ -137,6 +139,7 @@ _sftkit_eval() {
         '(--no-generate)--no-generate[Skip generating answers (exact match, contains, chrF, BLEU).]' \
         '(--output -o)--output[Write the results JSON here (default: <run>/eval/<name>.json).]:file:_files' \
         '(--output -o)-o[Write the results JSON here (default: <run>/eval/<name>.json).]:file:_files' \
+        '(--trust-formatting-func)--trust-formatting-func[Allow importing and running the Python function the config names in da]' \
         '(--json)--json[Print machine-readable JSON to stdout.]' \
         '(--help)--help[Show this message and exit.]' \
         '*:file:_files'

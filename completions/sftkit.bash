@@ -23,9 +23,9 @@ _sftkit_complete() {
     case "$path" in
         "") words="init prepare train eval generate export presets config --version -V --debug --help" ;;
         "init") words="--preset -p --trainer-type -t --model -m --data -d --method --lora --qlora --full --lr --batch-size --grad-accum --max-iters --epochs --max-seq-length --precision --tracking --trackio-space --output-dir -o --experiment-name --config-path --yes -y --overwrite --train --from-legacy --help" ;;
-        "prepare") words="--preset -p --config -c --set -s --data -d --tokenizer --format -f --template --output -o --trainer-type -t --skip-invalid --preview --overwrite --json --help" ;;
-        "train") words="--preset -p --config -c --set -s --trainer-type -t --output-dir -o --dry-run --json --resume --resume-from --overwrite --nproc --nnodes --node-rank --master-addr --master-port --fsdp --deepspeed --help" ;;
-        "eval") words="--data -d --split --compare --template --batch-size -b --max-new-tokens --no-generate --output -o --json --help" ;;
+        "prepare") words="--preset -p --config -c --set -s --data -d --tokenizer --format -f --template --output -o --trainer-type -t --skip-invalid --preview --overwrite --trust-formatting-func --json --help" ;;
+        "train") words="--preset -p --config -c --set -s --trainer-type -t --output-dir -o --dry-run --json --resume --resume-from --overwrite --nproc --nnodes --node-rank --master-addr --master-port --fsdp --deepspeed --trust-formatting-func --help" ;;
+        "eval") words="--data -d --split --compare --template --batch-size -b --max-new-tokens --no-generate --output -o --trust-formatting-func --json --help" ;;
         "generate") words="--input -i --input-format --output-format --response-key --template --batch-size -b --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --chat --stats --help" ;;
         "export") words="--output -o --dtype --max-shard-size --overwrite --no-check --tolerance --push-to-hub --public --json --help" ;;
         "presets") words="list show --help" ;;

@@ -143,10 +143,14 @@ def show_preset(name: str) -> dict[str, Any]:
 # -- the commands -------------------------------------------------------------------------------------
 
 
-def _with_formatter(cfg: RunConfig, formatting_func: FormattingFunc | str | None) -> RunConfig:
-    """A copy of ``cfg`` whose ``data.formatting_func`` names the given function (module:qualname)."""
+def _with_formatter(cfg: RunConfig, formatting_func: FormattingFunc | str | None, trust: bool = False) -> RunConfig:
+    """A copy of ``cfg`` whose ``data.formatting_func`` names the given function (module:qualname).
+
+    A function passed here is the caller's own choice, so it may run; one the config names may run only with
+    ``trust`` (``trust_formatting_func=True``).
+    """
     if formatting_func is None:
-        return cfg
+        return cfg.trusting_formatting_func() if trust else cfg
     if isinstance(formatting_func, str):
         spec = formatting_func
     else:
@@ -159,24 +163,27 @@ def _with_formatter(cfg: RunConfig, formatting_func: FormattingFunc | str | None
             )
         spec = f"{module}:{name}"
     data = cfg.data.model_copy(update={"formatting_func": spec})
-    return cfg.model_copy(update={"data": data})
+    return cfg.model_copy(update={"data": data}).trusting_formatting_func()
 
 
 def prepare(
     config: RunConfig,
     *,
     formatting_func: FormattingFunc | str | None = None,
+    trust_formatting_func: bool = False,
     output: str | Path | None = None,
     overwrite: bool = False,
 ) -> "PreparedData":
     """Prepare (or reuse) the tokenised dataset; ``formatting_func(row) -> text or messages`` replaces format detection.
 
-    ``overwrite=True`` prepares again even when a prepared folder with the same inputs exists.
+    ``trust_formatting_func=True`` allows the function the config names in ``data.formatting_func`` to be
+    imported and run (a config alone never can). ``overwrite=True`` prepares again even when a prepared folder
+    with the same inputs exists.
     """
     from sftkit.data.prepare import prepare_data
     from sftkit.modeling import tokenizer_for
 
-    cfg = _with_formatter(config, formatting_func)
+    cfg = _with_formatter(config, formatting_func, trust_formatting_func)
     return prepare_data(cfg, tokenizer=tokenizer_for(cfg), output=Path(output) if output else None, overwrite=overwrite)
 
 
@@ -184,6 +191,7 @@ def train(
     config: RunConfig,
     *,
     formatting_func: FormattingFunc | str | None = None,
+    trust_formatting_func: bool = False,
     resume: str | None = None,
     overwrite: bool = False,
     progress: bool | str = False,
@@ -197,11 +205,16 @@ def train(
 
     ``resume``: ``"latest"`` or a checkpoint folder. ``progress``: ``True`` prints timestamped progress lines
     to stderr, ``"live"`` a live progress display (on a terminal), ``False`` nothing. ``nproc`` x ``nnodes``
-    above 1 runs DDP through torchrun.
+    above 1 runs DDP through torchrun. ``trust_formatting_func=True`` allows the function the config names in
+    ``data.formatting_func`` to be imported and run (a config alone never can).
     """
     from sftkit.training.launch import Processes, launch
 
-    cfg = _with_formatter(config, formatting_func)
+    cfg = _with_formatter(config, formatting_func, trust_formatting_func)
+    if cfg.data.formatting_func:  # refused here, before a run folder is created, rather than when the data is read
+        from sftkit.data.custom import require_trust
+
+        require_trust(cfg.data.formatting_func, cfg.formatting_func_trusted)
     processes = Processes(nproc, nnodes, node_rank, master_addr, master_port)
     return launch(cfg, resume=resume, overwrite=overwrite, processes=processes, console=_console(progress), live=progress == "live")
 
@@ -218,12 +231,15 @@ def evaluate(
     generate: bool = True,
     output: str | Path | None = None,
     write: bool = True,
+    trust_formatting_func: bool = False,
     progress: bool = False,
 ) -> "EvalResult":
     """The figures ``sftkit eval`` reports (eval_loss, eval_perplexity, ..., exact_match when there are references).
 
     The result reads as a dict of the figures (``result["eval_loss"]``); with ``compare``, the base model's
     figures are under ``result["base"]``. It also holds the predictions and where the JSON was written.
+    ``trust_formatting_func=True`` allows the function the run's config names in ``data.formatting_func`` to be
+    imported and run (a run folder alone never can).
     """
     from sftkit.evaluation import evaluate as _evaluate
 
@@ -238,6 +254,7 @@ def evaluate(
         generate=generate,
         output=Path(output) if output else None,
         write=write,
+        trust_formatting_func=trust_formatting_func,
         console=_console(progress),
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from sftkit.errors import Problem
 
@@ -45,6 +45,13 @@ DataFormat = Literal[
     "sharegpt_dpo",
     "hh",
 ]
+
+
+#: ``-``, which many tools read as stdin: not a data source sftkit takes (it reads its data more than once:
+#: to detect the format, to fingerprint it for reuse, to prepare it)
+STDIN = "-"
+STDIN_MESSAGE = "'-' (stdin) cannot be used as data: sftkit reads its data more than once"
+STDIN_HINT = "save the rows to a file and pass its path instead, e.g. `... > rows.jsonl`, then --data rows.jsonl"
 
 
 class Section(BaseModel):
@@ -325,6 +332,21 @@ class RunConfig(Section):
     dpo: DpoConfig = Field(default_factory=DpoConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
+    _formatting_func_trusted: bool = PrivateAttr(default=False)
+
+    def trusting_formatting_func(self, trust: bool = True) -> RunConfig:
+        """A copy whose ``data.formatting_func`` may be imported and run: what ``--trust-formatting-func`` (or
+        ``trust_formatting_func=True``) gives. Not a config key: never read from a file nor saved, so a config,
+        a run folder's included, cannot allow its own code."""
+        copy = self.model_copy()
+        copy._formatting_func_trusted = trust
+        return copy
+
+    @property
+    def formatting_func_trusted(self) -> bool:
+        """Whether the user allowed ``data.formatting_func`` to run (see :meth:`trusting_formatting_func`)."""
+        return self._formatting_func_trusted
+
     def problems(self, complete: bool = True) -> list[Problem]:
         """Cross-field rules. Each problem names the key(s) to change.
 
@@ -408,6 +430,9 @@ class RunConfig(Section):
             out.append(
                 Problem("no training data is set", key="data.dataset", hint="set data.dataset to a file, a folder, a Hub dataset id or builtin:tiny")
             )
+        for key, value in (("data.dataset", self.data.dataset), ("data.train_file", self.data.train_file), ("data.validation_file", self.data.validation_file)):
+            if value == STDIN:
+                out.append(Problem(STDIN_MESSAGE, key=key, hint=STDIN_HINT))
         validation = [k for k, v in self.validation_sources().items() if v]
         if len(validation) > 1:
             out.append(

@@ -14,8 +14,24 @@ def _make_console() -> Console:
     # rich honours NO_COLOR itself; we only make sure the console writes to stderr. Off a terminal (a log file,
     # a pipe, CI) lines are never wrapped, so one error stays one line that grep and log readers can use.
     made = Console(stderr=True, highlight=False, soft_wrap=False)
-    made.soft_wrap = not made.is_terminal
+    made.soft_wrap = not writes_to_tty(made)
     return made
+
+
+def writes_to_tty(out: Console) -> bool:
+    """Whether ``out`` writes to a real terminal now. Not rich's ``is_terminal``: FORCE_COLOR (set by many CI
+    systems) or TTY_COMPATIBLE make that True on a pipe, where wrapping at 80 columns would split one error
+    into several log lines."""
+    isatty = getattr(out.file, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+def print_line(text: str) -> None:
+    """One line on stderr (markup allowed), never wrapped unless stderr is a real terminal: errors and hints."""
+    console.print(text, soft_wrap=not writes_to_tty(console))
 
 
 console = _make_console()
@@ -36,15 +52,15 @@ def debug_enabled() -> bool:
 def print_error(err: SftkitError) -> None:
     """Show an SftkitError as one red line per problem, plus a dim hint."""
     if err.problems and len(err.problems) > 1:
-        console.print(f"[bold red]error:[/] {err.message}:", markup=True)
+        print_line(f"[bold red]error:[/] {escape(err.message)}:")
         for p in err.problems:
-            console.print(f"  [red]•[/] {escape(str(p))}")
+            print_line(f"  [red]•[/] {escape(str(p))}")
             if p.hint:
-                console.print(f"    [dim]hint: {escape(p.hint)}[/]")
+                print_line(f"    [dim]hint: {escape(p.hint)}[/]")
     else:
-        console.print(f"[bold red]error:[/] {escape(err.message)}")
+        print_line(f"[bold red]error:[/] {escape(err.message)}")
     if err.hint:
-        console.print(f"[dim]hint: {escape(err.hint)}[/]")
+        print_line(f"[dim]hint: {escape(err.hint)}[/]")
 
 
 def escape(text: str) -> str:

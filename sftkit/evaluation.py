@@ -117,6 +117,7 @@ def evaluate(
     generate: bool = True,
     output: Path | None = None,
     write: bool = True,
+    trust_formatting_func: bool = False,
     console: Any = None,
 ) -> EvalResult:
     """Evaluate a run (or a model folder / Hub id, with ``data``); see the module docstring.
@@ -125,12 +126,17 @@ def evaluate(
     from. ``batch_size``: rows per forward pass and per generation batch (default: the run's eval batch
     size). ``max_new_tokens``: the generation budget (default: the longest reference + 16 tokens).
     ``generate=False`` skips the generation metrics. Results go to ``output`` or ``<run>/eval/<name>.json``
-    unless ``write`` is False.
+    unless ``write`` is False. ``trust_formatting_func``: the run's ``data.formatting_func`` may be imported and
+    run (without it such a run is refused before anything is loaded).
     """
     info = locate(target)
     if data is None and info.run_dir is None:
         raise SftkitError(f"{target} is not a run folder, so it has no validation split", hint="give rows to evaluate on as data (sftkit eval --data FILE)")
-    cfg = _config(info, target, template)
+    cfg = _config(info, target, template).trusting_formatting_func(trust_formatting_func)
+    if cfg.data.formatting_func:  # the rows are prepared with it: refused now rather than after loading the model
+        from sftkit.data.custom import require_trust
+
+        require_trust(cfg.data.formatting_func, cfg.formatting_func_trusted)
     if batch_size is not None and batch_size < 1:
         raise SftkitError(f"batch_size must be at least 1, got {batch_size}", exit_code=EXIT_USAGE)
     batch_size = batch_size or cfg.train.eval_batch_size or cfg.train.batch_size or 8

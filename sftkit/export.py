@@ -31,6 +31,7 @@ from sftkit.errors import EXIT_USAGE, SftkitError
 from sftkit.generation import LoadedModel, load
 from sftkit.modeling import quiet_transformers
 from sftkit.version import __version__
+from sftkit.yamlio import check_writable
 
 DTYPES = typing.get_args(Dtype)
 #: default largest absolute logit difference accepted between a float32 export and the un-merged model
@@ -130,6 +131,7 @@ def _check_output(out: Path, overwrite: bool) -> None:
         raise SftkitError(f"{out} exists and is a file", hint="choose another output folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise SftkitError(f"{out} exists and is not empty", hint="choose another output folder, or replace it (overwrite=True)")
+    check_writable(out, hint="choose another output folder")
 
 
 def _check_shard_size(size: str) -> None:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from sftkit.errors import EXIT_USAGE, SftkitError
+from sftkit.errors import EXIT_USAGE, DataError, SftkitError
 from sftkit.runinfo import RunInfo, locate
 from sftkit.sampling import DEFAULT_BATCH_SIZE, GenerationStats, SamplingOptions
 
@@ -53,6 +53,29 @@ class LoadedModel:
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
         return render_prompt(messages, self.tokenizer, self.resolved_template, system_prompt=self.system_prompt)
 
+    def context_length(self) -> int | None:
+        """The most tokens the model takes, prompt and response together (its config's position limit); None when unknown."""
+        config = getattr(self.model, "config", None)
+        if config is not None and hasattr(config, "get_text_config"):
+            config = config.get_text_config()
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+            value = getattr(config, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        return None
+
+    def check_fits(self, text: str, where: str) -> None:
+        """Refuse a rendered prompt that leaves the model no room to answer (DataError naming ``where``)."""
+        limit = self.context_length()
+        if limit is None:
+            return
+        n = len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        if n >= limit:
+            raise DataError(
+                f"{where}: the prompt is {n} tokens long and the model takes at most {limit} (prompt and response together)",
+                hint=f"shorten it to well under {limit} tokens, leaving room for the response (max_new_tokens)",
+            )
+
     # -- generation ------------------------------------------------------------------------------
     def generate(
         self,
@@ -72,8 +95,13 @@ class LoadedModel:
         batch_size: int = DEFAULT_BATCH_SIZE,
         options: SamplingOptions | None = None,
         stats: GenerationStats | None = None,
+        where: Callable[[int], str] | None = None,
     ) -> Iterator[str]:
-        """Like :meth:`generate`, yielding each response as its batch finishes; ``prompts`` may be a lazy iterable."""
+        """Like :meth:`generate`, yielding each response as its batch finishes; ``prompts`` may be a lazy iterable.
+
+        A prompt longer than the model takes is refused (DataError) before its batch runs; ``where(n)`` names the
+        n-th prompt (from 1) in that error (default: ``prompt n``).
+        """
         if batch_size < 1:
             raise SftkitError(f"batch_size must be at least 1, got {batch_size}", exit_code=EXIT_USAGE)
         options = options or SamplingOptions()
@@ -83,8 +111,10 @@ class LoadedModel:
 
             set_seed(options.seed)
         batch: list[str] = []
-        for prompt in prompts:
-            batch.append(self.render(prompt))
+        for n, prompt in enumerate(prompts, 1):
+            text = self.render(prompt)
+            self.check_fits(text, where(n) if where is not None else f"prompt {n}")
+            batch.append(text)
             if len(batch) == batch_size:
                 yield from self._generate_batch(batch, options, stats)
                 batch = []
@@ -135,7 +165,9 @@ class LoadedModel:
             from transformers import set_seed
 
             set_seed(options.seed)
-        enc = self.tokenizer([self.render(prompt)], return_tensors="pt", add_special_tokens=False)
+        text = self.render(prompt)
+        self.check_fits(text, "the prompt")
+        enc = self.tokenizer([text], return_tensors="pt", add_special_tokens=False)
         enc = {k: v.to(self.model.device) for k, v in enc.items()}
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = dict(
@@ -281,10 +313,11 @@ def _tokenizer(info: RunInfo, path_or_name: str, load_tokenizer: Any) -> Any:
 
 
 def _model(info: RunInfo, path_or_name: str, torch_dtype: Any) -> Any:
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
     from sftkit.hub import local_only, offline_error
-    from sftkit.modeling import resolve_model_path
+    from sftkit.modeling import resolve_model_path, weights_problem
     from sftkit.names import is_local
 
     try:
@@ -307,8 +340,22 @@ def _model(info: RunInfo, path_or_name: str, torch_dtype: Any) -> Any:
         if not is_local(path_or_name):
             kwargs["local_files_only"] = local_only()
         return AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
-    except OSError as e:
-        raise offline_error("model", info.base_model if info.is_adapter else path_or_name, e) from None
+    except (OSError, SafetensorError) as e:
+        # a local folder without weights, or with a truncated file, is named as such (not as a failed download)
+        base = info.base_model if info.is_adapter else None
+        folders = [info.model_dir] if info.is_local else []
+        if base and is_local(base):
+            base_source, gguf = resolve_model_path(base)
+            folders += [] if gguf else [base_source]  # (a .gguf file's folder holds no weights files)
+        for folder in folders:
+            problem = weights_problem(folder)
+            if problem is not None:
+                raise problem from None
+        if not isinstance(e, OSError):
+            raise
+        if info.is_local and not info.is_adapter:
+            raise SftkitError(f"could not load a model from {info.model_dir}: {str(e).splitlines()[0]}") from None
+        raise offline_error("model", base or path_or_name, e) from None
 
 
 def release_memory() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from sftkit.errors import SftkitError
 from sftkit.names import BUILTIN_TINY, is_local, looks_like_path
 
-__all__ = ["BUILTIN_TINY", "cache_dir", "is_local", "load_tokenizer", "quiet_transformers", "resolve_model_path", "tokenizer_for"]
+__all__ = ["BUILTIN_TINY", "cache_dir", "is_local", "load_tokenizer", "quiet_transformers", "resolve_model_path", "tokenizer_for", "weights_problem"]
 
 
 def cache_dir() -> Path:
@@ -32,6 +32,50 @@ def resolve_model_path(name: str) -> tuple[str, str | None]:
     if looks_like_path(name) and not path.exists():
         raise SftkitError(f"model folder not found: {name}", hint="check the path, or use a Hub id like org/name")
     return (str(path) if path.exists() else name), None
+
+
+#: the weights a model folder holds: one file, or the index of a sharded set (what from_pretrained looks for)
+WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+#: the weights an adapter folder holds
+ADAPTER_WEIGHTS_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+def weights_problem(folder: str | Path) -> SftkitError | None:
+    """Why a local model (or adapter) folder's weights cannot be loaded, as one clear error: there are none,
+    a shard its index names is missing, or a safetensors file is corrupt or truncated. None otherwise
+    (not a folder, or the weights look fine: the failure is elsewhere). Only called once loading failed."""
+    import json
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        return None
+    adapter = (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file()
+    expected = ADAPTER_WEIGHTS_FILES if adapter else WEIGHTS_FILES
+    present = [name for name in expected if (folder / name).is_file()]
+    if not present:
+        return SftkitError(
+            f"{folder} has no {'adapter ' if adapter else ''}weights: expected {', '.join(expected[:-1])} or {expected[-1]}",
+            hint="copy the weights files into the folder too, or pass the folder that holds them",
+        )
+    for index in (name for name in present if name.endswith(".index.json")):
+        try:
+            shards = set(json.loads((folder / index).read_text(encoding="utf-8"))["weight_map"].values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return SftkitError(f"{folder / index} is not a valid weights index", hint="copy or download the model again")
+        missing = sorted(s for s in shards if not (folder / s).is_file())
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            return SftkitError(f"{folder}: the shard {missing[0]}{more} named by {index} is missing", hint="copy or download the model again")
+    from safetensors import safe_open
+
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except Exception as e:  # noqa: BLE001 - SafetensorError and OSError: the file is unusable either way
+            detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+            return SftkitError(f"{path} is corrupt or truncated ({detail})", hint="copy or download the model again")
+    return None
 
 
 def load_tokenizer(

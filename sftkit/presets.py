@@ -115,25 +115,43 @@ def preset_chain(name: str) -> list[Layer]:
 
 
 def describe(preset: PresetFile) -> dict[str, Any]:
-    """Name, description, parent and the resolved essentials of a preset, for listings."""
+    """Name, description, parent and the resolved essentials of a preset, for listings.
+
+    A preset that does not resolve (invalid YAML, an unknown key, a missing parent) is described too, so one
+    broken file does not hide the others: its ``error`` holds the reason in one line (None for a working
+    preset) and its resolved fields are None. ``resolve_config(preset=...)`` still raises the full error.
+    """
     from sftkit.names import method_of
     from sftkit.resolve import resolve_config
 
-    data, _ = load_yaml(preset.path)
-    resolved = resolve_config(preset=preset.name, check=False)
-    cfg = resolved.config
-    method = method_of(cfg.lora.enabled, cfg.lora.load_in_4bit, cfg.lora.load_in_8bit)
-    return {
+    row: dict[str, Any] = {
         "name": preset.name,
-        "description": data.get("description", ""),
-        "extends": data.get("extends"),
-        "trainer_type": cfg.trainer_type,
-        "method": method,
-        "model": cfg.model.name,
-        "dataset": cfg.data.dataset or cfg.data.train_file,
+        "description": "",
+        "extends": None,
+        "trainer_type": None,
+        "method": None,
+        "model": None,
+        "dataset": None,
         "source": preset.source,
         "path": str(preset.path),
+        "error": None,
     }
+    try:
+        data, _ = load_yaml(preset.path)
+        row.update(description=data.get("description", ""), extends=data.get("extends"))
+        cfg = resolve_config(preset=preset.name, check=False).config
+    except ConfigError as e:
+        first = e.problems[0] if e.problems else None
+        more = f" (and {len(e.problems) - 1} more)" if len(e.problems) > 1 else ""
+        row["error"] = f"{first}{more}" if first is not None else e.message
+        return row
+    row.update(
+        trainer_type=cfg.trainer_type,
+        method=method_of(cfg.lora.enabled, cfg.lora.load_in_4bit, cfg.lora.load_in_8bit),
+        model=cfg.model.name,
+        dataset=cfg.data.dataset or cfg.data.train_file,
+    )
+    return row
 
 
 def display_path(path: Path) -> str:

@@ -25,7 +25,12 @@ class SamplingOptions:
 
     def check(self) -> None:
         """Raise an SftkitError (exit 2) naming the setting when a value is out of range."""
+        import math
+
         bad = None
+        for name in ("temperature", "top_p", "repetition_penalty"):
+            if not math.isfinite(getattr(self, name)):  # NaN passes every comparison below (a NaN temperature decoded greedily)
+                raise SftkitError(f"{name} must be a finite number, got {getattr(self, name)}", exit_code=EXIT_USAGE)
         if self.max_new_tokens < 1:
             bad = ("max_new_tokens", "at least 1")
         elif self.temperature < 0:

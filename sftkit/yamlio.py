@@ -47,19 +47,26 @@ def load_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         raise ConfigError(f"config file not found: {path}", hint="check the path") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})", hint="save the file as UTF-8") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not a config file", hint="pass the YAML file itself, or rename the folder") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}", hint="check that the file is readable (its permissions)") from None
     try:
         node = yaml.compose(text, Loader=_Loader)
         data = yaml.load(text, Loader=_Loader)
+        lines: dict[str, int] = {}
+        if isinstance(data, dict):
+            _collect_lines(node, "", lines)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"{where}: invalid YAML: {e.problem}", hint="check indentation and quoting on that line") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to read", hint="a config nests a few levels at most: is this the right file?") from None
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: expected a mapping of keys to values, got {type(data).__name__}")
-    lines: dict[str, int] = {}
-    _collect_lines(node, "", lines)
     return data, lines
 
 
@@ -74,6 +81,28 @@ def _collect_lines(node: yaml.Node, prefix: str, out: dict[str, int]) -> None:
 
 def dump_yaml(data: dict[str, Any]) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def check_writable(path: Path, hint: str | None = None) -> None:
+    """Fail early, in one line, when ``path`` (a file or folder to create or replace) cannot be written: the
+    nearest existing folder on its way is a file, or is not writable. Checked before long work, so nothing is
+    computed (or half-written) for an output that cannot be saved; what already exists at ``path`` is the
+    caller's to judge."""
+    given = Path(path)
+    path = given.expanduser().absolute()
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    shown = os.path.relpath(parent) if not given.is_absolute() else str(parent)
+    reason = None
+    if parent.exists() and not parent.is_dir():
+        reason = f"{shown} is a file, not a folder"
+    elif not os.access(parent, os.W_OK | os.X_OK):  # outputs are written next to ``path`` and renamed into place
+        reason = f"permission denied in {shown}"
+    if reason:
+        from sftkit.errors import EXIT_USAGE, SftkitError
+
+        raise SftkitError(f"cannot write to {given}: {reason}", hint=hint or "choose an output path you can write to", exit_code=EXIT_USAGE)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -20,7 +20,13 @@ class SftkitGroup(TyperGroup):
         return list(self.commands)  # keep the order commands were added in (the flow), not alphabetical
 
     def invoke(self, ctx: typer.Context) -> Any:
-        from sftkit.console import console, debug_enabled, escape, print_error
+        from sftkit.console import (
+            console,
+            debug_enabled,
+            escape,
+            print_error,
+            print_line,
+        )
 
         try:
             return super().invoke(ctx)
@@ -37,8 +43,14 @@ class SftkitGroup(TyperGroup):
         except Exception as err:  # noqa: BLE001 - the last line of defence, shown in one line
             if debug_enabled():
                 raise
-            console.print(f"[bold red]error:[/] unexpected {type(err).__name__}: {escape(str(err).splitlines()[0] if str(err) else '')}")
-            console.print("[dim]hint: run again with --debug (or SFTKIT_DEBUG=1) for the full traceback[/]")
+            if isinstance(err, OSError) and err.filename is not None:
+                # a path that could not be read or written (a folder under a file, no permission, a full disk): name it
+                paths = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
+                print_line(f"[bold red]error:[/] cannot access {escape(paths)}: {escape(err.strerror or type(err).__name__)}")
+                print_line("[dim]hint: check the path and its permissions (--debug shows where it happened)[/]")
+            else:
+                print_line(f"[bold red]error:[/] unexpected {type(err).__name__}: {escape(str(err).splitlines()[0] if str(err) else '')}")
+                print_line("[dim]hint: run again with --debug (or SFTKIT_DEBUG=1) for the full traceback[/]")
             raise SystemExit(EXIT_FAILURE) from None
 
 

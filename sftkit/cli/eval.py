@@ -8,7 +8,14 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from sftkit.cli.options import JsonOpt, RunOrModelArg, TemplateOpt, naming_flags
+from sftkit.cli.options import (
+    TRUST_FLAG,
+    JsonOpt,
+    RunOrModelArg,
+    TemplateOpt,
+    TrustFormattingFuncOpt,
+    naming_flags,
+)
 
 #: metrics shown as percentages
 _FRACTIONS = ("exact_match", "contains", "eval_preference_accuracy")
@@ -38,13 +45,14 @@ def eval_(
     output: Annotated[
         Optional[Path], typer.Option("--output", "-o", help="Write the results JSON here (default: <run>/eval/<name>.json).", dir_okay=False)
     ] = None,
+    trust_formatting_func: TrustFormattingFuncOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure a run: loss, perplexity and, where rows have reference answers, exact match, chrF and BLEU."""
     from sftkit import api
     from sftkit.console import console, escape, stdout_write
 
-    with naming_flags({"batch_size": "--batch-size"}):
+    with naming_flags({"batch_size": "--batch-size", **TRUST_FLAG}):
         result = api.evaluate(
             model,
             data=data,
@@ -55,6 +63,7 @@ def eval_(
             max_new_tokens=max_new_tokens,
             generate=not no_generate,
             output=output,
+            trust_formatting_func=trust_formatting_func,
             progress=True,
         )
     if as_json:

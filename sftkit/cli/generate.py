@@ -17,6 +17,8 @@ BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Pr
 
 #: the sampling settings' flags, for library errors that name the setting
 SAMPLING_FLAGS = {name: "--" + name.replace("_", "-") for name in ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "batch_size")}
+#: the one setting a prompt too long for the model names (only that: other errors then may quote row fields)
+LENGTH_FLAG = {"max_new_tokens": SAMPLING_FLAGS["max_new_tokens"]}
 
 TEXT_HELP = "text: one response per line, with newlines written as \\n, carriage returns as \\r and backslashes as \\\\"
 
@@ -78,8 +80,9 @@ def generate(
         return
     records = _records(prompts, input_file, input_format)
     if prompts and len(prompts) == 1 and output_format == "text" and input_format == "text" and sys.stdout.isatty():
-        for piece in loaded.stream(prompts[0], options):
-            stdout_write(piece)
+        with naming_flags(LENGTH_FLAG):
+            for piece in loaded.stream(prompts[0], options):
+                stdout_write(piece)
         stdout_write("\n")
         return
     pending: deque[tuple[Any, str]] = deque()
@@ -96,13 +99,21 @@ def generate(
             yield prompt
 
     counted = GenerationStats()
-    for response in loaded.generate_iter(prompts_in_order(), batch_size=batch_size, options=options, stats=counted):
-        record, _ = pending.popleft()
-        if output_format == "jsonl":
-            row = record if isinstance(record, dict) else {"prompt": record}
-            stdout_write(json.dumps({**row, response_key: response}, ensure_ascii=False) + "\n")
-        else:
-            stdout_write(escape_line(response) + "\n")
+    done = 0  # responses written: the n-th prompt (from 1) is pending[n - 1 - done]
+
+    def where(n: int) -> str:
+        return pending[n - 1 - done][1]
+
+    # the LoadedModel itself (api.Model wraps it): its generate_iter names a prompt too long for the model by `where`
+    with naming_flags(LENGTH_FLAG):  # ... and that error's hint names --max-new-tokens
+        for response in loaded.loaded.generate_iter(prompts_in_order(), batch_size=batch_size, options=options, stats=counted, where=where):
+            record, _ = pending.popleft()
+            done += 1
+            if output_format == "jsonl":
+                row = record if isinstance(record, dict) else {"prompt": record}
+                stdout_write(json.dumps({**row, response_key: response}, ensure_ascii=False) + "\n")
+            else:
+                stdout_write(escape_line(response) + "\n")
     if stats:
         s = counted
         console.print(
@@ -127,7 +138,7 @@ def _records(prompts: list[str] | None, input_file: Path | None, input_format: s
     elif input_file is not None:
         lines = _lines(_open_text(input_file), str(input_file))
     else:
-        lines = _lines(sys.stdin, "stdin")
+        lines = _lines(getattr(sys.stdin, "buffer", sys.stdin), "stdin")
     for text, where in lines:
         if input_format == "text":
             yield text, text, where
@@ -144,15 +155,28 @@ def _records(prompts: list[str] | None, input_file: Path | None, input_format: s
 
 
 def _lines(stream: Any, name: str) -> Iterator[tuple[str, str]]:
+    """(line, "name:N") for each line; a binary stream is decoded line by line, so bytes that are not UTF-8 are
+    reported with their line (a text stream would have replaced them, or failed on a later chunk)."""
     for n, line in enumerate(stream, 1):
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                from sftkit.errors import DataError
+
+                raise DataError(
+                    f"{name} line {n} is not UTF-8 text (byte 0x{line[e.start]:02x} at column {e.start + 1})",
+                    hint="prompts are read as UTF-8 text: convert the input first (e.g. with iconv)",
+                ) from None
         yield line.rstrip("\r\n"), f"{name}:{n}"
 
 
 def _open_text(path: Path) -> Any:
+    """The file opened for :func:`_lines` (as bytes: each line is decoded there, naming a line that is not UTF-8)."""
     from sftkit.errors import DataError
 
     try:
-        return open(path, encoding="utf-8")  # noqa: SIM115 - read lazily, closed at exit
+        return open(path, "rb")  # noqa: SIM115 - read lazily, closed at exit
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror}") from None
 

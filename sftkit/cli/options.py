@@ -66,6 +66,16 @@ TrainerTypeOpt = Annotated[
     typer.Option("--trainer-type", "-t", help="sft or dpo (overrides the config's trainer_type).", case_sensitive=False),
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace what is already there.")]
+TrustFormattingFuncOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-formatting-func",
+        help="Allow importing and running the Python function the config names in data.formatting_func. "
+        "Without it a config (or a run folder someone sent you) never makes sftkit run code: only for code you trust.",
+    ),
+]
+#: library wording -> the flag, for naming_flags
+TRUST_FLAG = {"trust_formatting_func=True": "--trust-formatting-func"}
 
 # options of the commands that take a trained run or a model: eval, generate, export
 RunOrModelArg = Annotated[

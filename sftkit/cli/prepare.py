@@ -9,11 +9,13 @@ from typing import Annotated, Optional
 import typer
 
 from sftkit.cli.options import (
+    TRUST_FLAG,
     ConfigOpt,
     JsonOpt,
     PresetOpt,
     SetOpt,
     TrainerTypeOpt,
+    TrustFormattingFuncOpt,
     load_config,
     naming_flags,
 )
@@ -48,6 +50,7 @@ def prepare(
         int, typer.Option("--preview", min=0, metavar="N", help="Show N prepared examples with the trained-on part highlighted.")
     ] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Prepare again even when a matching prepared folder exists.")] = False,
+    trust_formatting_func: TrustFormattingFuncOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Read, clean and tokenise the training data into a reusable prepared folder.
@@ -75,8 +78,8 @@ def prepare(
     if data and cfg.data.validation_split and not origin.startswith("--") and has_split(data, cfg.data.validation_split) is False:
         console.print(f"[dim]note: {data} has no {cfg.data.validation_split!r} split; data.validation_split from {origin} is not used[/]")
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"validation_split": None})})
-    with naming_flags({"data.skip_invalid=true": "data.skip_invalid=true (--skip-invalid)"}), console.status("preparing data…"):
-        prepared = api.prepare(cfg, overwrite=overwrite)
+    with naming_flags({"data.skip_invalid=true": "data.skip_invalid=true (--skip-invalid)", **TRUST_FLAG}), console.status("preparing data…"):
+        prepared = api.prepare(cfg, overwrite=overwrite, trust_formatting_func=trust_formatting_func)
     if prepared.reused:
         console.print(f"[dim]reusing {prepared.path}: sources, tokenizer and settings are unchanged (--overwrite prepares again)[/]")
     elif prepared.changed:

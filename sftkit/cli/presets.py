@@ -19,7 +19,7 @@ def list_presets(
 ) -> None:
     """List every preset (built-in and user folders) with a one-line description."""
     from sftkit import api
-    from sftkit.console import stdout_write
+    from sftkit.console import console, escape, stdout_write
 
     rows = api.list_presets()
     if names:
@@ -38,10 +38,16 @@ def list_presets(
     table.add_column("description", overflow="fold", ratio=1)
     for r in rows:
         name = r["name"] + (" [dim](user)[/]" if r["source"] == "user" else "")
-        table.add_row(name, r["trainer_type"], r["method"], r["model"] or "-", r["description"])
+        if r["error"]:
+            table.add_row(name, "-", "-", "-", f"[red]broken:[/] {escape(r['error'])}")
+            continue
+        table.add_row(name, r["trainer_type"], r["method"], r["model"] or "-", escape(str(r["description"] or "")))
     from rich.console import Console
 
     Console().print(table)  # a listing is the command's output: stdout
+    for r in rows:  # a broken preset also gets one whole line on stderr, where problems go (the table may wrap it)
+        if r["error"]:
+            console.print(f"[yellow]warning:[/] preset {escape(r['name'])} is broken: {escape(r['error'])}", soft_wrap=True)
 
 
 @presets_app.command("show")

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from sftkit.cli.options import (
+    TRUST_FLAG,
     ConfigOpt,
     JsonOpt,
     OutputDirOpt,
@@ -17,6 +18,7 @@ from sftkit.cli.options import (
     PresetOpt,
     SetOpt,
     TrainerTypeOpt,
+    TrustFormattingFuncOpt,
     load_config,
     naming_flags,
 )
@@ -45,6 +47,7 @@ def train(
     master_port: Annotated[int, typer.Option("--master-port", help="Rank-0 node port.")] = 29500,
     fsdp: Annotated[Optional[str], typer.Option("--fsdp", help="FSDP options (train.fsdp), e.g. 'full_shard auto_wrap'.")] = None,
     deepspeed: Annotated[Optional[Path], typer.Option("--deepspeed", help="A DeepSpeed JSON config (train.deepspeed).", dir_okay=False)] = None,
+    trust_formatting_func: TrustFormattingFuncOpt = False,
 ) -> None:
     """Fine-tune a model (SFT or DPO) from a preset or project file."""
     from sftkit import api
@@ -63,9 +66,10 @@ def train(
     cfg = resolved.config
     if int(os.environ.get("RANK", "0")) == 0:
         console.print(_announcement(cfg))
-    with naming_flags({"overwrite=True": "--overwrite", "resume='latest'": "--resume", "another train.output_dir": "another --output-dir"}):
+    with naming_flags({"overwrite=True": "--overwrite", "resume='latest'": "--resume", "another train.output_dir": "another --output-dir", **TRUST_FLAG}):
         result = api.train(
             cfg,
+            trust_formatting_func=trust_formatting_func,
             resume=str(resume_from) if resume_from else ("latest" if resume else None),
             overwrite=overwrite,
             progress="live" if console.is_terminal else True,

@@ -51,7 +51,7 @@ class Reader:
     def __init__(self, cfg: RunConfig, tally: Tally) -> None:
         self.cfg, self.tally, self.fmt = cfg, tally, None
         d = cfg.data
-        self.custom = load_formatting_func(d.formatting_func) if d.formatting_func else None
+        self.custom = load_formatting_func(d.formatting_func, trusted=cfg.formatting_func_trusted) if d.formatting_func else None
         self.seen: dict[bytes, str] = {}  # example hash -> where it was first seen
 
     def read(self, rows: Iterator[SourceRow]) -> list[Example]:

@@ -13,8 +13,23 @@ from sftkit.data.normalize import dpo_example, to_messages
 from sftkit.errors import ConfigError
 
 
-def load_formatting_func(spec: str) -> Callable[[dict[str, Any]], Any]:
-    """``module:function`` or ``path/to/file.py:function`` -> the function (``data.formatting_func``)."""
+def require_trust(spec: str, trusted: bool) -> None:
+    """The one rule before ``data.formatting_func`` is imported: only when the user allowed it, on the command
+    line (``--trust-formatting-func``) or in a Python call (``trust_formatting_func=True``), never because a config
+    says so: a config file, or a run folder someone sent, must not make sftkit run code."""
+    if not trusted:
+        raise ConfigError(
+            f"data.formatting_func is {spec!r}: sftkit imports and runs that code only when you allow it",
+            hint="pass trust_formatting_func=True if you trust that code (or remove data.formatting_func from the config)",
+        )
+
+
+def load_formatting_func(spec: str, *, trusted: bool) -> Callable[[dict[str, Any]], Any]:
+    """``module:function`` or ``path/to/file.py:function`` -> the function (``data.formatting_func``).
+
+    ``trusted``: the user allowed it (see :func:`require_trust`); without it nothing is imported.
+    """
+    require_trust(spec, trusted)
     target, sep, name = spec.rpartition(":")
     if not sep or not target or not name:
         raise ConfigError(f"data.formatting_func {spec!r} should be module:function or file.py:function")
@@ -38,7 +53,7 @@ def load_formatting_func(spec: str) -> Callable[[dict[str, Any]], Any]:
     return fn
 
 
-def formatting_func_source(spec: str) -> str:
+def formatting_func_source(spec: str, *, trusted: bool) -> str:
     """Text identifying the formatter's code, for the cache fingerprint: its module file and its own source.
 
     A function defined in a notebook has no module file; its source (or, failing that, its byte code)
@@ -46,6 +61,7 @@ def formatting_func_source(spec: str) -> str:
     """
     import inspect
 
+    fn = load_formatting_func(spec, trusted=trusted)  # first: find_spec below imports a dotted name's parent packages
     target = spec.rpartition(":")[0]
     path = Path(target).expanduser() if target.endswith(".py") else None
     if path is None:
@@ -56,7 +72,6 @@ def formatting_func_source(spec: str) -> str:
         origin = getattr(spec_, "origin", None) if spec_ else None
         path = Path(origin) if origin else None
     parts = [path.read_text(encoding="utf-8") if path and path.is_file() else spec]
-    fn = load_formatting_func(spec)
     try:
         parts.append(inspect.getsource(fn))
     except (OSError, TypeError):

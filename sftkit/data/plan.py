@@ -19,6 +19,7 @@ from sftkit.data.sources import Source
 from sftkit.data.templates import Template
 from sftkit.errors import ConfigError, DataError
 from sftkit.layout import MANIFEST
+from sftkit.yamlio import check_writable
 
 if TYPE_CHECKING:  # pragma: no cover
     from sftkit.config import RunConfig
@@ -110,7 +111,7 @@ def fingerprint_inputs(cfg: RunConfig, plan: Plan, tokenizer: Any, template: Tem
         "validation_source": src_mod.describe_source(plan.validation, plan.validation_split) if plan.validation else None,
         "format": d.format,
         "field_map": dict(sorted(d.field_map.items())),
-        "formatting_func": hashlib.sha256(formatting_func_source(d.formatting_func).encode()).hexdigest() if d.formatting_func else None,
+        "formatting_func": hashlib.sha256(formatting_func_source(d.formatting_func, trusted=cfg.formatting_func_trusted).encode()).hexdigest() if d.formatting_func else None,
         "template": template.describe(),
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "settings": settings,
@@ -141,9 +142,11 @@ def reusable(out: Path, manifest: dict[str, Any] | None, fingerprint: str) -> bo
 
 
 def check_output(out: Path) -> None:
-    """Refuse to replace a folder that is not a prepared folder (a typo in the output path must not delete work)."""
+    """Refuse to replace a folder that is not a prepared folder (a typo in the output path must not delete work),
+    and an output that cannot be written, before any row is read."""
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
         raise DataError(
             f"{out} exists and is not a prepared-data folder; refusing to replace it",
             hint="choose another output folder (data.prepared_dir)",
         )
+    check_writable(out, hint="choose another output folder (data.prepared_dir)")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from sftkit.config import STDIN, STDIN_HINT, STDIN_MESSAGE
 from sftkit.data.readers import (
     SourceRow,
     data_suffix,
@@ -22,7 +23,7 @@ from sftkit.data.readers import (
     parquet_rows,
     read_file,
 )
-from sftkit.errors import DataError
+from sftkit.errors import ConfigError, DataError
 from sftkit.names import BUILTIN_TINY, is_builtin, looks_like_path
 
 #: rows ``builtin:tiny`` provides (train / validation); ``data.max_rows`` caps train
@@ -49,6 +50,8 @@ class Source:
 
 def resolve_source(name: str, config_name: str | None = None) -> Source:
     """Decide what a ``data.dataset`` value names; raise a one-line DataError for a missing local path."""
+    if name == STDIN:  # (resolved configs refuse it already; this covers data given directly, e.g. `eval --data -`)
+        raise ConfigError(STDIN_MESSAGE, hint=STDIN_HINT)
     if is_builtin(name):
         if name != BUILTIN_TINY:
             raise DataError(f"unknown built-in dataset {name!r}", hint=f"the built-in dataset is {BUILTIN_TINY}")

@@ -224,15 +224,17 @@ def read_legacy(path: Path) -> LegacyFile:
         raise ConfigError(f"{path}: not UTF-8 text", hint="pass the old config/*.py file") from None
     try:
         tree = ast.parse(source, filename=str(path))  # parsed, never compiled to code or run
+        reader = _Reader(tree)
+        cls, call = reader.target()
+        chain, external = reader.chain(cls)
+        for c in chain:
+            reader.read_class(c)
+        for fn in reader.post_inits(chain):
+            reader.read_post_init(fn)
+        reader.read_instance(call)
     except SyntaxError as e:
         raise ConfigError(f"{path}:{e.lineno}: not valid Python: {e.msg}", hint="pass the old config/*.py file") from None
-    reader = _Reader(tree)
-    cls, call = reader.target()
-    chain, external = reader.chain(cls)
-    for c in chain:
-        reader.read_class(c)
-    for fn in reader.post_inits(chain):
-        reader.read_post_init(fn)
-    reader.read_instance(call)
+    except (RecursionError, MemoryError):  # the parser and the tree walks recurse once per nesting level
+        raise ConfigError(f"{path}: nested too deeply to read", hint="pass the old config/*.py file: a config nests a few levels at most") from None
     return LegacyFile(cls.name, external or chain[0].name, external is not None, reader.values, reader.skipped)
 

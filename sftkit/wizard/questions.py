@@ -108,7 +108,7 @@ def _preset_options(w: "Wizard") -> list[Option]:
     from sftkit.presets import describe
 
     trainer_type = w.answers.get("trainer_type", DEFAULT_TRAINER_TYPE)
-    rows = [describe(p) for p in w.presets().values()]
+    rows = [r for r in (describe(p) for p in w.presets().values()) if r["error"] is None]  # a broken preset is not offered
     rows.sort(key=lambda r: r["trainer_type"] != trainer_type)  # the chosen type's presets first, stable otherwise
     width = max((len(r["name"]) for r in rows), default=0)
     return [Option(r["name"], f"{r['name']:<{width}}  {r['trainer_type']}  {r['description']}") for r in rows]

@@ -323,7 +323,7 @@ def test_field_map_and_formatting_func(tmp_path, tiny_tok):
         prepare_data(make_cfg(dataset=str(data), field_map={"missing": "question"}), tokenizer=tiny_tok, output=tmp_path / "g")
     fmt = tmp_path / "fmt.py"
     fmt.write_text("def row(r):\n    return [{'role': 'user', 'content': r['q']}, {'role': 'assistant', 'content': r['a'].lower()}]\n")
-    p = prepare_data(make_cfg(dataset=str(data), formatting_func=f"{fmt}:row"), tokenizer=tiny_tok, output=tmp_path / "c")
+    p = prepare_data(make_cfg(dataset=str(data), formatting_func=f"{fmt}:row").trusting_formatting_func(), tokenizer=tiny_tok, output=tmp_path / "c")
     assert p.manifest["format"] == "custom" and trained_text(tiny_tok, p.train[0]) == "ab<|end|>"
 
 
