@@ -318,9 +318,11 @@ class Model:
         batch_size: int = DEFAULT_BATCH_SIZE,
         options: "SamplingOptions | None" = None,
         stats: "GenerationStats | None" = None,
+        where: "Callable[[int], str] | None" = None,
     ) -> Iterator[str]:
-        """Responses in input order, each batch yielded as it finishes; ``prompts`` may be read lazily (a pipe)."""
-        return self.loaded.generate_iter(prompts, batch_size=batch_size, options=options, stats=stats)
+        """Responses in input order, each batch yielded as it finishes; ``prompts`` may be read lazily (a pipe).
+        A prompt longer than the model takes is refused; ``where(n)`` names the n-th prompt in that error."""
+        return self.loaded.generate_iter(prompts, batch_size=batch_size, options=options, stats=stats, where=where)
 
     def stream(self, prompt: Any, options: "SamplingOptions | None" = None) -> Iterator[str]:
         """Pieces of one response as they are generated."""

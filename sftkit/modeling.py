@@ -129,6 +129,11 @@ class quiet_transformers:
         self._warnings = warnings.catch_warnings()
         self._warnings.__enter__()
         warnings.simplefilter("ignore", FutureWarning)
+        # bitsandbytes, imported on the way, warns on CPUs with AVX512-BF16 that an optional kernel package is
+        # missing; nothing sftkit uses needs it
+        import logging
+
+        logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
         self._level = transformers.logging.get_verbosity()
         self._bars = transformers.utils.logging.is_progress_bar_enabled()

@@ -106,7 +106,7 @@ def generate(
 
     # the LoadedModel itself (api.Model wraps it): its generate_iter names a prompt too long for the model by `where`
     with naming_flags(LENGTH_FLAG):  # ... and that error's hint names --max-new-tokens
-        for response in loaded.loaded.generate_iter(prompts_in_order(), batch_size=batch_size, options=options, stats=counted, where=where):
+        for response in loaded.generate_iter(prompts_in_order(), batch_size=batch_size, options=options, stats=counted, where=where):
             record, _ = pending.popleft()
             done += 1
             if output_format == "jsonl":

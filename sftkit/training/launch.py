@@ -114,6 +114,7 @@ def _run_torchrun(cfg: RunConfig, resume: str | None, overwrite: bool, p: Proces
         str(run_dir / layout.CONFIG),
         "--resume" if resume else "--fresh",
         resume or "",
+        *(["--trust-formatting-func"] if cfg.formatting_func_trusted else []),
     ]
     if console is not None:
         console.print(f"launching {p.nproc * p.nnodes} processes: {' '.join(cmd[2:8])}")

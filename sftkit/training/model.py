@@ -87,9 +87,11 @@ def load_model(cfg: RunConfig, name: str | None = None) -> Any:
         kwargs["gguf_file"] = gguf
     if not is_local(name):
         kwargs["local_files_only"] = local_only()
+    from safetensors import SafetensorError
+
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    except OSError as e:
+    except (OSError, SafetensorError) as e:
         if is_local(name):
             problem = None if gguf else weights_problem(source)  # (a .gguf file's folder holds no weights files)
             raise problem or SftkitError(f"could not load a model from {name}: {str(e).splitlines()[0]}") from None

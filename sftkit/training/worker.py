@@ -14,7 +14,8 @@ def main(argv: list[str]) -> int:
 
     die_with_parent()  # torchrun gone (the launcher killed it): so is this process
     config_path, mode, resume = argv[0], argv[1], (argv[2] if len(argv) > 2 else "") or None
-    cfg = resolve_config(config_file=config_path).config
+    # the launcher passes on the user's own --trust-formatting-func: the config file cannot grant it
+    cfg = resolve_config(config_file=config_path).config.trusting_formatting_func("--trust-formatting-func" in argv[3:])
     try:
         # the run folder was created by the launcher; every rank trains, rank 0 alone writes; the launcher
         # prints the summary from the run folder
