@@ -6,6 +6,8 @@ an exit code. Nothing else in sftkit prints errors.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,3 +91,20 @@ def disk_full(err: BaseException, path: str | Path) -> bool:
         return shutil.disk_usage(path).free < 1 << 20
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def partial_output(partial: Path, what: str, hint: str, *, remove: bool = True, error: type[SftkitError] = SftkitError) -> Iterator[None]:
+    """Around writing ``partial`` (a temporary or not yet complete output): if the writing fails, remove it
+    (``remove``), and a full disk becomes one line, "disk full while writing WHAT", with ``hint``."""
+    import shutil
+
+    try:
+        yield
+    except Exception as err:
+        full = disk_full(err, partial.parent)  # before removing the partial output frees the space
+        if remove:
+            shutil.rmtree(partial, ignore_errors=True)
+        if full:
+            raise error(f"disk full while writing {what}", hint=hint) from None
+        raise

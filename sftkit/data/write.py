@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sftkit.errors import DataError, disk_full
+from sftkit.errors import DataError, partial_output
 from sftkit.layout import DROPPED, MANIFEST
 from sftkit.yamlio import atomic_write_text
 
@@ -54,28 +54,24 @@ def write_prepared(
     bars = is_progress_bar_enabled()
     disable_progress_bar()
     try:
-        _to_dataset(train_rows, trainer_type).save_to_disk(str(tmp / "train"))
-        if val_rows is not None:
-            _to_dataset(val_rows, trainer_type).save_to_disk(str(tmp / "validation"))
-        with open(tmp / DROPPED, "w", encoding="utf-8") as f:
-            for record in dropped:
-                f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        (tmp / MANIFEST).write_text(_manifest_text(manifest), encoding="utf-8")
+        hint = "free space on that disk (or choose another folder), then run the same command again"
+        with partial_output(tmp, f"the prepared data to {out} (nothing half-written was left)", hint, error=DataError):
+            _to_dataset(train_rows, trainer_type).save_to_disk(str(tmp / "train"))
+            if val_rows is not None:
+                _to_dataset(val_rows, trainer_type).save_to_disk(str(tmp / "validation"))
+            with open(tmp / DROPPED, "w", encoding="utf-8") as f:
+                for record in dropped:
+                    f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            (tmp / MANIFEST).write_text(_manifest_text(manifest), encoding="utf-8")
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             os.rename(out, old)
         os.rename(tmp, out)
-    except BaseException as err:
-        full = isinstance(err, Exception) and disk_full(err, tmp)  # before removing the partial copy frees space
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and not out.exists():
             os.rename(old, out)
             old = None
-        if full:
-            raise DataError(
-                f"disk full while writing the prepared data to {out} (nothing half-written was left)",
-                hint="free space on that disk (or choose another folder), then run the same command again",
-            ) from None
         raise
     finally:
         if bars:

@@ -15,7 +15,7 @@ from typing import Any
 
 import sftkit.layout as layout
 from sftkit.config import RunConfig
-from sftkit.errors import InterruptedRun, SftkitError, disk_full
+from sftkit.errors import InterruptedRun, SftkitError, partial_output
 from sftkit.training.args import build_peft_config, build_trainer_config, tracking_env
 from sftkit.training.rundir import (
     FAILED,
@@ -313,7 +313,8 @@ def _save(cfg: RunConfig, trainer, tokenizer, data, run_dir: Path, metrics: dict
     meta = metadata(cfg, data, metrics, started, trainer.state.global_step)
     name = layout.metadata_name(cfg.trainer_type)
     card = model_card(cfg, meta)
-    try:
+    hint = f"free space on that disk, then finish the run: sftkit train --config {run_dir / layout.CONFIG} --resume"
+    with partial_output(tmp, f"the final model to {final} (nothing half-written was left)", hint):
         trainer.save_model(str(tmp))
         tokenizer.chat_template = _trained_format(cfg, tokenizer)  # what plain transformers renders = what was trained
         tokenizer.save_pretrained(str(tmp))
@@ -328,15 +329,6 @@ def _save(cfg: RunConfig, trainer, tokenizer, data, run_dir: Path, metrics: dict
         write_json(run_dir / name, meta)
         (run_dir / layout.CARD).write_text(card, encoding="utf-8")  # replaces TRL's generic card
         write_json(run_dir / layout.FINAL_METRICS, metrics)
-    except Exception as err:
-        full = disk_full(err, run_dir)  # before the partial model is removed and frees the space
-        shutil.rmtree(tmp, ignore_errors=True)
-        if full:
-            raise SftkitError(
-                f"disk full while writing the final model to {final} (nothing half-written was left)",
-                hint=f"free space on that disk, then finish the run: sftkit train --config {run_dir / layout.CONFIG} --resume",
-            ) from None
-        raise
 
 
 def _check_finite_weights(model) -> None:

@@ -10,12 +10,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 from sftkit import layout
-from sftkit.errors import SftkitError, disk_full
+from sftkit.errors import partial_output
 from sftkit.testhooks import pause_point
 from sftkit.training.rundir import (
     discard_replaced,
@@ -66,22 +65,14 @@ class RunSafetyMixin:
         run_dir = Path(self._get_output_dir(trial=trial))
         folder = run_dir / f"{layout.CHECKPOINT_PREFIX}{self.state.global_step}"
         limit, self.args.save_total_limit = self.args.save_total_limit, None  # rotation is ours (see above)
+        hint = f"free space on that disk, then continue: sftkit train --config {run_dir / layout.CONFIG} --resume"
         try:
-            super()._save_checkpoint(model, trial)
-            if self.args.should_save:
-                mark_complete(folder, self.state.global_step)
-                rotate_checkpoints(run_dir, limit, self.state.best_model_checkpoint)
-                discard_replaced(run_dir)
-        except Exception as err:
-            full = disk_full(err, run_dir)  # before the partial checkpoint is removed and frees the space
-            if self.args.should_save:
-                shutil.rmtree(folder, ignore_errors=True)
-            if full:
-                raise SftkitError(
-                    f"disk full while writing checkpoint {folder} (removed; the earlier checkpoints are untouched)",
-                    hint=f"free space on that disk, then continue: sftkit train --config {run_dir / layout.CONFIG} --resume",
-                ) from None
-            raise
+            with partial_output(folder, f"checkpoint {folder} (removed; the earlier checkpoints are untouched)", hint, remove=self.args.should_save):
+                super()._save_checkpoint(model, trial)
+                if self.args.should_save:
+                    mark_complete(folder, self.state.global_step)
+                    rotate_checkpoints(run_dir, limit, self.state.best_model_checkpoint)
+                    discard_replaced(run_dir)
         finally:
             self.args.save_total_limit = limit
 
