@@ -233,6 +233,17 @@ class TrainConfig(Section):
     group_by_length: bool = False
     """Batch rows of similar length together to waste less padding (ignored with ``data.packing``: an error)."""
 
+    padding_free: bool | None = None
+    """SFT batches without padding: the rows of a batch concatenated, positions restarting at each row, so no token
+    attends across rows and no padding is computed. Unset (default): on wherever it is exact for the model,
+    which is checked at the start of the run (otherwise padded, with a note); ``false``: pad every batch to its
+    longest row. Packed data (``data.packing``) is padding-free already."""
+
+    threads: int | None = Field(None, ge=1)
+    """CPU threads for torch per process. Unset (default): chosen from the cores this process may use, the
+    processes per node and the machine's current load (a busy shared machine gets fewer); the choice and its
+    reason are recorded in the run's environment.json. ``OMP_NUM_THREADS``, when set, is used as given."""
+
     dataloader_num_workers: int = Field(0, ge=0)
     """Worker processes loading batches."""
 

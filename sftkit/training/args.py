@@ -46,8 +46,21 @@ def scheduler_args(cfg: RunConfig) -> dict[str, Any]:
     return {"lr_scheduler_type": t.scheduler}
 
 
-def trainer_args(cfg: RunConfig, has_eval: bool | None = None, ddp_backend: str | None = None) -> dict[str, Any]:
-    """Keyword arguments for SFTConfig (trainer_type sft) or DPOConfig (dpo)."""
+def padding_free_wanted(cfg: RunConfig) -> bool:
+    """SFT without packing, and ``train.padding_free`` not turned off (whether it is exact for the model is
+    checked when the model is loaded: :func:`sftkit.training.batching.padding_free_is_exact`)."""
+    return cfg.trainer_type == "sft" and not cfg.data.packing and cfg.train.padding_free is not False
+
+
+def trainer_args(
+    cfg: RunConfig,
+    has_eval: bool | None = None,
+    ddp_backend: str | None = None,
+    padding_free: bool | None = None,
+    train_rows: int | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for SFTConfig (trainer_type sft) or DPOConfig (dpo). ``padding_free``: the decision for
+    this model (default: what the config asks for); ``train_rows``: the number of training rows, when known."""
     t = cfg.train
     if has_eval is None:
         has_eval = cfg.has_validation
@@ -99,6 +112,8 @@ def trainer_args(cfg: RunConfig, has_eval: bool | None = None, ddp_backend: str 
     if t.load_best_model_at_end:
         args["greater_is_better"] = "loss" not in t.metric_for_best_model
     if cfg.trainer_type == "sft":
+        if padding_free is None:
+            padding_free = padding_free_wanted(cfg)
         args.update(
             {
                 "max_length": cfg.model.max_seq_length,
@@ -108,6 +123,9 @@ def trainer_args(cfg: RunConfig, has_eval: bool | None = None, ddp_backend: str 
                 "completion_only_loss": cfg.data.completion_only_loss,
             }
         )
+        if padding_free and not cfg.data.packing:
+            # rows are already cut to model.max_seq_length by `sftkit prepare`; TRL wants no max_length here
+            args.update({"padding_free": True, "max_length": None})
     else:
         d = cfg.dpo
         args.update(
@@ -116,9 +134,25 @@ def trainer_args(cfg: RunConfig, has_eval: bool | None = None, ddp_backend: str 
                 "loss_type": [d.loss_type],
                 "max_length": d.max_length,
                 "label_smoothing": d.label_smoothing,
+                "precompute_ref_log_probs": precompute_reference(cfg, train_rows),
             }
         )
     return args
+
+
+def precompute_reference(cfg: RunConfig, train_rows: int | None) -> bool:
+    """DPO's reference log-probabilities computed once, before training, when the run sees every training row at
+    least once: the frozen reference then costs one forward per row instead of one per row per epoch, and TRL
+    keeps no reference model in memory. A run shorter than an epoch computes them as it goes (fewer rows)."""
+    if train_rows is None:
+        return False
+    t = cfg.train
+    if not t.max_iters:
+        return True
+    import os
+
+    seen = t.max_iters * t.batch_size * t.gradient_accumulation_steps * int(os.environ.get("WORLD_SIZE", "1"))
+    return seen >= train_rows
 
 
 def model_load_args(cfg: RunConfig) -> dict[str, Any]:
@@ -165,7 +199,13 @@ def resolved_dtype(cfg: RunConfig) -> str:
     return "bfloat16" if cfg.train.bf16 else "float32"
 
 
-def build_trainer_config(cfg: RunConfig, has_eval: bool | None = None, ddp_backend: str | None = None) -> Any:
+def build_trainer_config(
+    cfg: RunConfig,
+    has_eval: bool | None = None,
+    ddp_backend: str | None = None,
+    padding_free: bool | None = None,
+    train_rows: int | None = None,
+) -> Any:
     """TRL's SFTConfig / DPOConfig for this run (imports TRL; loads no model)."""
     from sftkit.errors import ConfigError
 
@@ -173,7 +213,7 @@ def build_trainer_config(cfg: RunConfig, has_eval: bool | None = None, ddp_backe
         from trl import SFTConfig as config_cls
     else:
         from trl import DPOConfig as config_cls
-    args = trainer_args(cfg, has_eval=has_eval, ddp_backend=ddp_backend)
+    args = trainer_args(cfg, has_eval=has_eval, ddp_backend=ddp_backend, padding_free=padding_free, train_rows=train_rows)
     try:
         return config_cls(**args)
     except (TypeError, ValueError) as e:

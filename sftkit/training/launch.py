@@ -118,7 +118,10 @@ def _run_torchrun(cfg: RunConfig, resume: str | None, overwrite: bool, p: Proces
     ]
     if console is not None:
         console.print(f"launching {p.nproc * p.nnodes} processes: {' '.join(cmd[2:8])}")
-    code, stopped = _supervise(cmd, run_dir / layout.STOP, console)
+    from sftkit.training.batching import choose_threads
+
+    threads, _ = choose_threads(cfg.train.threads, p.nproc)  # torchrun would give each process one thread
+    code, stopped = _supervise(cmd, run_dir / layout.STOP, console, {**os.environ, "OMP_NUM_THREADS": str(threads)})
     if stopped:
         if p.node_rank == 0:
             record_end(run_dir, INTERRUPTED)
@@ -142,11 +145,11 @@ def _run_torchrun(cfg: RunConfig, resume: str | None, overwrite: bool, p: Proces
     return TrainResult(Path(run_dir), Path(run_dir) / layout.MODEL, metrics)
 
 
-def _supervise(cmd: list[str], stop_file: Path, console: Any | None) -> tuple[int, str | None]:
+def _supervise(cmd: list[str], stop_file: Path, console: Any | None, env: dict[str, str]) -> tuple[int, str | None]:
     """Run torchrun and wait. The first Ctrl-C/SIGTERM writes the stop file (every rank stops after the same
     step and saves a checkpoint); a second kills torchrun, and with it every worker (they die with their parent).
     Returns the exit code and the signal that stopped the run, if any."""
-    proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=die_with_parent)
+    proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=die_with_parent, env=env)
     stopped: list[str] = []
 
     def handle(signum, frame):

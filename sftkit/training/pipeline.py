@@ -148,16 +148,28 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, c
     from sftkit.testhooks import pause_point
     from sftkit.training.trainers import NonFiniteTraining
 
+    import torch
+
+    from sftkit.training.batching import choose_threads
+
     main = is_main_process()
+    threads, why = choose_threads(cfg.train.threads, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    torch.set_num_threads(threads)
+    env = {**environment(device, world_size()), "cpu_threads_chosen_from": why}
     if main:
-        write_json(run_dir / layout.ENVIRONMENT, environment(device, world_size()))
+        write_json(run_dir / layout.ENVIRONMENT, env)
     with _quiet_libraries():
         tokenizer = _tokenizer(cfg)
         data = _data(cfg, tokenizer)
         pause_point("model", run_dir)  # for fault tests: the data is prepared, training not started
         model = _model(cfg)
         _check_vocabulary(cfg, tokenizer, model)
-        trainer, signals, run_log = _trainer(cfg, model, tokenizer, data, run_dir, console, live)
+        padding_free, batching = _batching(cfg, model)
+        if main:
+            write_json(run_dir / layout.ENVIRONMENT, {**env, "batching": batching})
+            if batching.startswith("padded (padding-free"):
+                _notes(console, run_dir, [batching])
+        trainer, signals, run_log = _trainer(cfg, model, tokenizer, data, run_dir, console, live, padding_free)
         started = time.time()
         signals.install()
         try:
@@ -190,6 +202,28 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, c
             _save(cfg, trainer, tokenizer, data, run_dir, metrics, started)
             write_state(run_dir, FINISHED, steps=trainer.state.global_step)
     return TrainResult(run_dir, run_dir / layout.MODEL, metrics)
+
+
+def _batching(cfg: RunConfig, model: Any) -> tuple[bool, str]:
+    """Padding-free batches where they are exact for this model (checked on it), else padded; and how the run
+    batches, in words for environment.json."""
+    from sftkit.training.args import padding_free_wanted
+    from sftkit.training.batching import padding_free_is_exact
+
+    if cfg.data.packing:
+        return False, "packed"
+    if not padding_free_wanted(cfg):
+        return False, "padded" + (" (train.padding_free=false)" if cfg.trainer_type == "sft" else "")
+    exact, detail = padding_free_is_exact(model)
+    if exact:
+        return True, f"padding-free ({detail})"
+    if cfg.train.padding_free:
+        raise SftkitError(
+            f"train.padding_free is on but padding-free batches are not exact for {cfg.model.name}: {detail}",
+            hint="unset train.padding_free (sftkit then pads this model's batches) or set it to false",
+            exit_code=2,
+        )
+    return False, f"padded (padding-free batches are not exact for this model: {detail})"
 
 
 def _check_vocabulary(cfg: RunConfig, tokenizer: Any, model: Any) -> None:
@@ -255,7 +289,7 @@ def _model(cfg: RunConfig) -> Any:
     return load_model(cfg)
 
 
-def _trainer(cfg, model, tokenizer, data, run_dir: Path, console, live):
+def _trainer(cfg, model, tokenizer, data, run_dir: Path, console, live, padding_free: bool):
     from transformers import PrinterCallback, ProgressCallback
 
     from sftkit.training.callbacks import RunLogCallback, StopSignalCallback
@@ -263,7 +297,8 @@ def _trainer(cfg, model, tokenizer, data, run_dir: Path, console, live):
 
     has_eval = data.validation is not None
     os.environ.update(tracking_env(cfg))
-    args = build_trainer_config(cfg, has_eval=has_eval, ddp_backend="gloo" if world_size() > 1 and not _cuda(cfg) else None)
+    ddp_backend = "gloo" if world_size() > 1 and not _cuda(cfg) else None
+    args = build_trainer_config(cfg, has_eval=has_eval, ddp_backend=ddp_backend, padding_free=padding_free, train_rows=len(data.train))
     peft_config = build_peft_config(cfg)
     run_log, signals = RunLogCallback(run_dir, console, live), StopSignalCallback(run_dir / layout.STOP)
     if cfg.trainer_type == "sft":

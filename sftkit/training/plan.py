@@ -10,6 +10,7 @@ from sftkit.training.args import (
     build_peft_config,
     build_trainer_config,
     model_load_args,
+    padding_free_wanted,
     peft_args,
     trainer_args,
 )
@@ -31,6 +32,8 @@ def training_plan(cfg: RunConfig) -> dict[str, Any]:
         checked = cfg.model_copy(update={"train": cfg.train.model_copy(update={"fp16": False, "bf16": False})})
     build_trainer_config(checked)
     build_peft_config(cfg)
+    if padding_free_wanted(cfg):
+        notes.append("padding-free batches: checked on the model at the start of the run (padded if not exact for it)")
     plan: dict[str, Any] = {
         "config": cfg.to_dict(),
         "trainer": {"class": TRAINER_CLASSES[cfg.trainer_type], "args": trainer_args(cfg)},

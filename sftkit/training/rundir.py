@@ -40,6 +40,7 @@ RESUMABLE_CHANGES = (
     "train.eval_steps",
     "train.save_total_limit",
     "train.dataloader_num_workers",
+    "train.threads",
     "train.eval_batch_size",
     "data.num_proc",
     "data.prepared_dir",

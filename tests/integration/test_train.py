@@ -264,3 +264,22 @@ def test_default_tracking_is_local_trackio_and_keeps_stdout_clean(tmp_path: Path
     assert proc.stdout == ""  # trackio's own announcements were sent to stderr
     assert "dashboard: trackio show --project sftkit-test" in proc.stderr
     assert any((tmp_path / "trackio").glob("sftkit-test*")), list((tmp_path / "trackio").iterdir())
+
+
+def test_padding_free_default_trains_like_padded_batches(tmp_path: Path):
+    """The default (padding-free, checked exact on the model) and explicit padding reach the same losses on the
+    same rows and steps (relative 1e-4: only float summation order differs)."""
+    common = ["train", "--preset", "tiny", "--set", "train.max_iters=15", "--set", "train.batch_size=8", "--set", "train.logging_steps=5",
+              "--set", "train.save_steps=1000", "--set", "train.eval_steps=1000"]  # fmt: skip
+    sftkit(*common, "--output-dir", str(tmp_path / "free"))
+    sftkit(*common, "--output-dir", str(tmp_path / "padded"), "--set", "train.padding_free=false")
+    env = json.loads((tmp_path / "free" / "environment.json").read_text())
+    assert env["batching"].startswith("padding-free")
+    assert json.loads((tmp_path / "padded" / "environment.json").read_text())["batching"].startswith("padded")
+
+    def losses(run: Path) -> list[float]:
+        return [json.loads(l)["loss"] for l in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
+
+    free, padded = losses(tmp_path / "free"), losses(tmp_path / "padded")
+    assert len(free) == len(padded) >= 3
+    assert free == pytest.approx(padded, rel=1e-4)
