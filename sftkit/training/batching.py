@@ -38,6 +38,34 @@ def padding_free_is_exact(model: Any) -> tuple[bool, str]:
     return difference <= tolerance, f"relative logit difference {difference:.1e} (tolerance {tolerance:.0e})"
 
 
+#: dense bf16/fp16 tensor-core peak FLOP/s per GPU (vendor figures, no sparsity), by a name fragment
+PEAK_FLOPS = (
+    ("H200", 989e12),
+    ("H100 PCIe", 756e12),
+    ("H100", 989e12),
+    ("A100", 312e12),
+    ("L40S", 362e12),
+    ("L4", 121e12),
+    ("A10", 125e12),
+    ("RTX 4090", 165e12),
+    ("V100", 125e12),
+    ("T4", 65e12),
+)
+
+
+def flops_budget(model: Any, lora: bool, device_name: str | None, world_size: int) -> tuple[float, float] | None:
+    """(model FLOPs per trained token, peak FLOP/s of all GPUs) for MFU, or None when the GPU is not in
+    :data:`PEAK_FLOPS`. Per token: 6 x parameters for full training (forward, and backward for activations and
+    weights), 4 x with LoRA (no weight gradients for the frozen base); attention's own FLOPs are left out."""
+    if not device_name:
+        return None
+    peak = next((flops for fragment, flops in PEAK_FLOPS if fragment in device_name), None)
+    if peak is None:
+        return None
+    parameters = sum(p.numel() for p in model.parameters())
+    return (4 if lora else 6) * parameters, peak * world_size
+
+
 def choose_threads(requested: int | None, local_processes: int = 1) -> tuple[int, str]:
     """torch's CPU threads per process: ``requested`` (train.threads), else OMP_NUM_THREADS, else the cores this
     process may use, shared by the processes of this node, less the cores other work keeps busy (the 1-minute

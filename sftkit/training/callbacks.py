@@ -43,13 +43,14 @@ class _Rate:
 class RunLogCallback(TrainerCallback):
     """Writes every log event to metrics.jsonl and a plain line to train.log (and stderr when not a TTY)."""
 
-    def __init__(self, run_dir: Path, console: Any | None, live: bool) -> None:
+    def __init__(self, run_dir: Path, console: Any | None, live: bool, flops: tuple[float, float] | None = None) -> None:
         self.metrics_path = run_dir / layout.METRICS
         self.log_path = run_dir / layout.TRAIN_LOG
         self.console = console
         self.live = live
         self.started = time.perf_counter()
         self.rate = _Rate()
+        self.flops = flops  # (FLOPs per token, peak FLOP/s): model FLOPs utilisation on a known GPU
         self.progress: Any = None
         self.task: Any = None
         self.last_eval: str = "-"
@@ -97,6 +98,8 @@ class RunLogCallback(TrainerCallback):
         tps = self.rate.update(logs.get("num_input_tokens_seen"))
         if tps is not None and "loss" in logs:
             record["tokens_per_second"] = round(tps, 1)
+            if self.flops:
+                record["mfu"] = round(tps * self.flops[0] / self.flops[1], 4)
         with self.metrics_path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         if "eval_loss" in logs:
@@ -134,6 +137,8 @@ class RunLogCallback(TrainerCallback):
             parts.append(f"grad_norm {logs['grad_norm']:.3f}")
         if tps is not None and "loss" in logs:
             parts.append(f"tok/s {tps:,.0f}")
+            if self.flops:
+                parts.append(f"mfu {tps * self.flops[0] / self.flops[1]:.0%}")
         if "eval_loss" in logs:
             parts.append(f"eval_loss {logs['eval_loss']:.4f}")
         if "epoch" in logs and logs["epoch"] is not None:

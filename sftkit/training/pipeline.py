@@ -300,7 +300,7 @@ def _trainer(cfg, model, tokenizer, data, run_dir: Path, console, live, padding_
     ddp_backend = "gloo" if world_size() > 1 and not _cuda(cfg) else None
     args = build_trainer_config(cfg, has_eval=has_eval, ddp_backend=ddp_backend, padding_free=padding_free, train_rows=len(data.train))
     peft_config = build_peft_config(cfg)
-    run_log, signals = RunLogCallback(run_dir, console, live), StopSignalCallback(run_dir / layout.STOP)
+    run_log, signals = RunLogCallback(run_dir, console, live, _flops(cfg, model)), StopSignalCallback(run_dir / layout.STOP)
     if cfg.trainer_type == "sft":
         trainer_cls, extra = sft_trainer_class(), {}
         columns = ["input_ids", "labels"]
@@ -326,6 +326,17 @@ def _trainer(cfg, model, tokenizer, data, run_dir: Path, console, live, padding_
     for noisy in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(noisy)  # they print to stdout; our RunLogCallback replaces them
     return trainer, signals, run_log
+
+
+def _flops(cfg: RunConfig, model: Any) -> tuple[float, float] | None:
+    """For MFU in the progress line and metrics.jsonl: on a GPU sftkit knows, with mixed precision."""
+    if not _cuda(cfg) or not (cfg.train.bf16 or cfg.train.fp16):
+        return None
+    import torch
+
+    from sftkit.training.batching import flops_budget
+
+    return flops_budget(model, cfg.lora.enabled, torch.cuda.get_device_name(), world_size())
 
 
 def _cuda(cfg: RunConfig) -> bool:

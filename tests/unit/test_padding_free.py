@@ -110,3 +110,14 @@ def test_threads_follow_the_setting_the_environment_and_the_load(monkeypatch):
     monkeypatch.setattr(os, "getloadavg", lambda: (6.0, 0.0, 0.0))  # six cores busy with other work
     threads, why = batching.choose_threads(None)
     assert threads == 2 and "load average 6.0" in why
+
+
+def test_mfu_budget_counts_parameters_and_the_gpu_peak():
+    from sftkit.training.batching import flops_budget
+
+    model, _ = _tiny()
+    n = sum(p.numel() for p in model.parameters())
+    assert flops_budget(model, False, "NVIDIA H100 80GB HBM3", 2) == (6 * n, 2 * 989e12)
+    assert flops_budget(model, True, "NVIDIA A100-SXM4-40GB", 1) == (4 * n, 312e12)
+    assert flops_budget(model, False, "Some Unknown GPU", 1) is None
+    assert flops_budget(model, False, None, 1) is None
