@@ -200,8 +200,9 @@ class TrainConfig(Section):
     save_total_limit: int | None = Field(None, gt=0)
     """Keep at most this many checkpoints (oldest deleted first; the best is kept when selecting it)."""
 
-    optimizer: str = "adamw_torch"
-    """Optimiser name as transformers knows it (``adamw_torch``, ``adamw_torch_fused``, ``paged_adamw_8bit``, ...)."""
+    optimizer: str = "adamw_torch_fused"
+    """Optimiser name as transformers knows it (``adamw_torch_fused``, the default as in transformers: one kernel
+    for all parameters; ``adamw_torch``, ``paged_adamw_8bit``, ...)."""
 
     beta1: float = Field(0.9, gt=0, lt=1)
     """Adam beta1."""

@@ -103,7 +103,7 @@ def trainer_args(
         "disable_tqdm": True,
         "model_init_kwargs": None,
         # tokens/s in the progress line and metrics.jsonl count real tokens, not padding
-        "include_num_input_tokens_seen": "non_padding",
+        "include_num_input_tokens_seen": "non_padding",  # "all" for padding-free batches: see below
         # a NaN/inf loss must reach the NaN guard, not be filtered out of the logged mean
         "logging_nan_inf_filter": False,
         "ddp_backend": ddp_backend,
@@ -125,7 +125,9 @@ def trainer_args(
         )
         if padding_free and not cfg.data.packing:
             # rows are already cut to model.max_seq_length by `sftkit prepare`; TRL wants no max_length here
-            args.update({"padding_free": True, "max_length": None})
+            # every token of a padding-free batch is real; "non_padding" would also drop those equal to the pad
+            # token (often the end-of-turn token)
+            args.update({"padding_free": True, "max_length": None, "include_num_input_tokens_seen": "all"})
     else:
         d = cfg.dpo
         args.update(
