@@ -91,6 +91,66 @@ def sft_trainer_class():
 
         _sftkit_rows: list | None = None  # the prepared validation rows as prepared (TRL may pack its own copy)
 
+        _sftkit_sliced: bool = True  # False once the model turned out not to take a boolean logits_to_keep
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            """The plain next-token loss with logits only where a label is trained (transformers' boolean
+            ``logits_to_keep``: prompt positions never reach the vocabulary projection), and TRL's token-accuracy
+            and entropy metrics only on the steps that log them. Anything else (evaluation, custom losses, MoE
+            auxiliary losses, label smoothing, sequence parallelism) goes to TRL's own loss."""
+            if (
+                return_outputs
+                or not self._sftkit_sliced
+                or not model.training
+                or self.aux_loss_enabled
+                or self.compute_loss_func is not None
+                or self.label_smoother is not None
+                or self.args.loss_type != "nll"
+                or getattr(self.accelerator, "parallelism_config", None) is not None
+            ):
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            import torch
+            import torch.nn.functional as F
+
+            labels = inputs["labels"]
+            keep = torch.zeros_like(labels, dtype=torch.bool)
+            keep[:, :-1] = labels[:, 1:] != -100  # position t predicts token t + 1
+            target = labels[:, 1:][keep[:, :-1]]
+            forward = {k: v for k, v in inputs.items() if k != "labels"}
+            try:
+                logits = model(**forward, use_cache=False, logits_to_keep=keep).logits
+            except TypeError:  # a model without logits_to_keep (remote code): TRL's loss from now on
+                self._sftkit_sliced = False
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            logits = logits.reshape(-1, logits.shape[-1]).float()
+            loss = F.cross_entropy(logits, target, reduction="sum")
+            loss = loss / (target.numel() if num_items_in_batch is None else num_items_in_batch)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * (self.accelerator.num_processes // self._tp_size)
+            self._count_tokens(inputs)
+            if self._logs_this_step():
+                with torch.no_grad():
+                    valid = max(target.numel(), 1)
+                    log_p = logits.detach().log_softmax(-1)
+                    self._metrics["train"]["entropy"].append(float(-(log_p.exp() * log_p).sum() / valid))
+                    self._metrics["train"]["mean_token_accuracy"].append(float((logits.argmax(-1) == target).sum() / valid))
+            return loss
+
+        def _count_tokens(self, inputs) -> None:
+            """TRL's ``num_tokens`` metric, counted as TRL counts it."""
+            import torch
+
+            if "attention_mask" in inputs:
+                local = inputs["attention_mask"].sum()
+            else:
+                local = torch.tensor(inputs["position_ids"].size(1), device=inputs["position_ids"].device)
+            self._total_train_tokens += self.accelerator.gather_for_metrics(local).sum().item() // self._tp_size
+            self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+
+        def _logs_this_step(self) -> bool:
+            step = self.state.global_step + 1  # the step this forward belongs to
+            return step % max(int(self.args.logging_steps), 1) == 0 or (self.args.logging_first_step and step == 1)
+
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
             if eval_dataset is not None or self.is_fsdp_enabled or self.is_deepspeed_enabled or not self._sftkit_rows:
                 return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)

@@ -121,3 +121,27 @@ def test_mfu_budget_counts_parameters_and_the_gpu_peak():
     assert flops_budget(model, True, "NVIDIA A100-SXM4-40GB", 1) == (4 * n, 312e12)
     assert flops_budget(model, False, "Some Unknown GPU", 1) is None
     assert flops_budget(model, False, None, 1) is None
+
+
+def test_the_sliced_loss_equals_trls_own(tmp_path):
+    """sftkit's SFT loss (logits only at trained positions, metrics only on logging steps) is TRL's loss."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from sftkit.training.trainers import sft_trainer_class
+
+    model, tokenizer = _tiny()
+    model.config.use_cache = False
+    rows = _rows(tokenizer)
+    args = SFTConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, padding_free=True, max_length=None,
+                     per_device_train_batch_size=3, logging_steps=1)  # fmt: skip
+    trainer = sft_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    batch = trainer.data_collator(rows)
+    model.train()
+    ours = trainer.compute_loss(model, dict(batch), num_items_in_batch=None)
+    metrics = {k: list(v) for k, v in trainer._metrics["train"].items()}
+    trainer._metrics["train"].clear()
+    theirs = SFTTrainer.compute_loss(trainer, model, dict(batch), num_items_in_batch=None)
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
+    for key in ("entropy", "mean_token_accuracy"):
+        assert metrics[key] == pytest.approx(trainer._metrics["train"][key], rel=1e-4), key
