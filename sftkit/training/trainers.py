@@ -84,6 +84,8 @@ class RunSafetyMixin:
 def sft_trainer_class():
     from trl import SFTTrainer
 
+    _compact_fused_head_on_cpu()  # for TRL's own loss where sftkit's does not apply (evaluation, custom losses)
+
     class SftkitSFTTrainer(RunSafetyMixin, SFTTrainer):
         """SFTTrainer whose evaluations compute what `sftkit eval` computes (:mod:`sftkit.scoring`): the mean loss
         per trained token over all validation rows, so the figures in metrics.jsonl, the final metrics and a
@@ -166,8 +168,27 @@ def sft_trainer_class():
     return SftkitSFTTrainer
 
 
+def _compact_fused_head_on_cpu() -> None:
+    """TRL's fused LM head scores only the labelled positions on GPUs (Triton) but every position elsewhere, so
+    that Neuron compiles one shape. A CPU compiles nothing: score only the labelled positions there too (prompt
+    and padding positions skip the vocabulary projection; the log-probabilities are the same)."""
+    import trl.trainer.utils as trl_utils
+
+    original = getattr(trl_utils, "_use_triton", None)
+    if original is None or getattr(original, "_sftkit", False):
+        return
+
+    def compact(device) -> bool:
+        return device.type == "cpu" or original(device)
+
+    compact._sftkit = True
+    trl_utils._use_triton = compact
+
+
 def dpo_trainer_class():
     from trl import DPOTrainer
+
+    _compact_fused_head_on_cpu()
 
     class SftkitDPOTrainer(RunSafetyMixin, DPOTrainer):
         """DPOTrainer that takes sftkit's prepared ids as they are (prompt truncation and templates done in prepare)."""
