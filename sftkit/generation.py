@@ -35,6 +35,7 @@ class LoadedModel:
     system_prompt: str | None = None
     response_marker: str | None = None
     _resolved: Any = field(default=None, repr=False)
+    _stops: Any = field(default=None, repr=False)
 
     # -- prompts ---------------------------------------------------------------------------------
     @property
@@ -147,7 +148,7 @@ class LoadedModel:
 
     def _decode(self, ids: list[int]) -> str:
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        for marker in self._text_stops():
+        for marker in self._stop_sets()[1]:
             cut = text.find(marker)
             if cut >= 0:
                 text = text[:cut]
@@ -208,19 +209,29 @@ class LoadedModel:
 
     def stop_ids(self) -> list[int]:
         """Token ids that end a response: EOS, the generation config's EOS ids and end-of-turn markers."""
-        ids = {self.tokenizer.eos_token_id}
-        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
-        ids.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
-        vocab = self.tokenizer.get_vocab()
-        for marker in ("<|im_end|>", "<|eot_id|>", "<|end|>", *self.resolved_template.end_markers):
-            if marker in vocab:
-                ids.add(vocab[marker])
-        return sorted(i for i in ids if i is not None)
+        return list(self._stop_sets()[0])
 
     def _text_stops(self) -> list[str]:
         """End-of-turn markers of the template that are not single tokens (a chatml template on a plain tokenizer)."""
-        vocab = self.tokenizer.get_vocab()
-        return [m for m in self.resolved_template.end_markers if m and m not in vocab]
+        return list(self._stop_sets()[1])
+
+    def _stop_sets(self) -> tuple[tuple[int, ...], tuple[str, ...]]:
+        """(stop ids, text stops), worked out once for this tokenizer, template and EOS setting: they need the
+        tokenizer's whole vocabulary (``get_vocab()`` builds a dict of every token, ~20 ms for 49k tokens), and
+        they were asked for once per response, inside the generation's time."""
+        template = self.resolved_template
+        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        eos = tuple(gen_eos) if isinstance(gen_eos, list) else (gen_eos,)
+        key = (id(self.tokenizer), self.tokenizer.eos_token_id, id(template), eos)
+        if self._stops is None or self._stops[0] != key:
+            vocab = self.tokenizer.get_vocab()
+            ids = {self.tokenizer.eos_token_id, *eos}
+            for marker in ("<|im_end|>", "<|eot_id|>", "<|end|>", *template.end_markers):
+                if marker in vocab:
+                    ids.add(vocab[marker])
+            text_stops = tuple(m for m in template.end_markers if m and m not in vocab)
+            self._stops = (key, tuple(sorted(i for i in ids if i is not None)), text_stops)
+        return self._stops[1], self._stops[2]
 
     def _stop_kwargs(self) -> dict[str, Any]:
         stops = self._text_stops()

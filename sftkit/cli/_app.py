@@ -1,46 +1,88 @@
 """The Typer app and the one place where errors become a red line and an exit code."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: typer reads the parameters' annotations, and string annotations
+# would be compiled and evaluated (twice) each time the help is built; as objects they cost nothing more.
 
 import os
 from typing import Annotated, Any
 
 import typer
 from typer._click import ClickException  # typer ships its own click
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from sftkit.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SftkitError
 from sftkit.version import __version__
 
 
-class SftkitGroup(TyperGroup):
+class _NoneNeedsNoAdapter:
+    """Stands for a parameter's typer coercion until a value needs it.
+
+    typer coerces every parameter's value through a pydantic ``TypeAdapter`` it builds on first use, also a
+    value that was not given (None), which comes back as None (``()`` for a list) without being looked at.
+    Building that adapter imports pydantic: about a third of ``sftkit train --help`` (the root's ``--help``
+    is such a None) and of ``sftkit presets list --names`` (shell completion). None is answered here as typer
+    answers it; any other value gets typer's own coercion, built then.
+    """
+
+    def __init__(self, owner: Any) -> None:
+        self.owner = owner
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None:
+            return () if param.multiple or param.nargs == -1 else None
+        self.owner._runtime_param = None
+        return self.owner.get_runtime_param().coerce(value, param=param, ctx=ctx)
+
+
+def _defer_coercion(params: list[Any]) -> list[Any]:
+    for param in params:
+        # only where typer is the version this was written for: a parameter that builds its coercion lazily
+        if getattr(param, "_runtime_param", 0) is None and hasattr(param, "get_runtime_param"):
+            param._runtime_param = _NoneNeedsNoAdapter(param)
+    return params
+
+
+class SftkitCommand(TyperCommand):
+    """A command whose parameters build typer's coercion only for values that need it (see _NoneNeedsNoAdapter)."""
+
+    def get_params(self, ctx: typer.Context) -> list[Any]:
+        return _defer_coercion(super().get_params(ctx))
+
+
+class SftkitSubgroup(TyperGroup):
+    """A group of commands (``sftkit presets``, ``sftkit config``), with parameters as SftkitCommand's."""
+
+    def get_params(self, ctx: typer.Context) -> list[Any]:
+        return _defer_coercion(super().get_params(ctx))
+
+
+class SftkitGroup(SftkitSubgroup):
     """Runs a subcommand; turns SftkitError into one red line plus a hint, other errors too unless --debug."""
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         return list(self.commands)  # keep the order commands were added in (the flow), not alphabetical
 
     def invoke(self, ctx: typer.Context) -> Any:
-        from sftkit.console import (
-            console,
-            debug_enabled,
-            escape,
-            print_error,
-            print_line,
-        )
-
+        # sftkit.console (rich's console) is imported when there is something to show: not for `train --help`
         try:
             return super().invoke(ctx)
         except SftkitError as err:
+            from sftkit.console import debug_enabled, print_error
+
             if debug_enabled():
                 raise
             print_error(err)
             raise SystemExit(err.exit_code) from None
         except KeyboardInterrupt:
+            from sftkit.console import console
+
             console.print("[yellow]interrupted[/]")
             raise SystemExit(EXIT_INTERRUPTED) from None
         except (typer.Exit, typer.Abort, ClickException, SystemExit):
             raise
         except Exception as err:  # noqa: BLE001 - the last line of defence, shown in one line
+            from sftkit.console import debug_enabled, escape, print_line
+
             if debug_enabled():
                 raise
             if isinstance(err, OSError) and err.filename is not None:

@@ -1,15 +1,17 @@
 """`sftkit config keys`: every config key with its type, default and documentation."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: typer reads the parameters' annotations, and string annotations
+# would be compiled and evaluated (twice) each time the help is built; as objects they cost nothing more.
 
 import json
 from typing import Annotated, Optional
 
 import typer
 
+from sftkit.cli._app import SftkitCommand, SftkitSubgroup
 from sftkit.cli.options import JsonOpt
 
-config_app = typer.Typer(help="Read about the config keys.", no_args_is_help=True)
+config_app = typer.Typer(cls=SftkitSubgroup, help="Read about the config keys.", no_args_is_help=True)
 
 
 def _complete_sections(incomplete: str) -> list[str]:
@@ -18,7 +20,7 @@ def _complete_sections(incomplete: str) -> list[str]:
     return [s for s in (*SECTIONS, "trainer_type") if s.startswith(incomplete)]
 
 
-@config_app.command("keys")
+@config_app.command("keys", cls=SftkitCommand)
 def keys(
     section: Annotated[
         Optional[str],

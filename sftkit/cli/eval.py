@@ -1,6 +1,7 @@
 """`sftkit eval`."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: typer reads the parameters' annotations, and string annotations
+# would be compiled and evaluated (twice) each time the help is built; as objects they cost nothing more.
 
 import json
 from pathlib import Path

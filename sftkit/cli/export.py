@@ -1,6 +1,7 @@
 """`sftkit export`."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: typer reads the parameters' annotations, and string annotations
+# would be compiled and evaluated (twice) each time the help is built; as objects they cost nothing more.
 
 import json
 from pathlib import Path
@@ -8,9 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from sftkit.cli._facts import EXPORT_TOLERANCE as DEFAULT_TOLERANCE
+from sftkit.cli._facts import Dtype
 from sftkit.cli.options import JsonOpt, OverwriteOpt, RunOrModelArg, naming_flags
-from sftkit.config import Dtype
-from sftkit.export import DEFAULT_TOLERANCE
 
 
 def export(

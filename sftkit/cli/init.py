@@ -1,6 +1,7 @@
 """`sftkit init`."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: typer reads the parameters' annotations, and string annotations
+# would be compiled and evaluated (twice) each time the help is built; as objects they cost nothing more.
 
 import sys
 from pathlib import Path
@@ -8,11 +9,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from sftkit.cli._facts import CONFIG_FILE as CONFIG
+from sftkit.cli._facts import PRECISIONS, TRACKING
 from sftkit.cli.options import OutputDirOpt, PresetOpt, TrainerTypeOpt
 from sftkit.errors import ConfigError
-from sftkit.layout import CONFIG
 from sftkit.names import FULL, LORA, METHODS, QLORA
-from sftkit.wizard.questions import PRECISIONS, TRACKING
 
 PANEL = "Answers (each one skips its question)"
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from sftkit import layout
+from sftkit.cli._facts import CONFIG_FILE
 from sftkit.errors import ConfigError
 
 
@@ -87,7 +87,7 @@ TemplateOpt = Annotated[
     typer.Option("--template", help="Prompt template instead of the one the run trained with: auto, chat, chatml, alpaca, arabic or a custom string."),
 ]
 
-DEFAULT_CONFIG = Path(layout.CONFIG)
+DEFAULT_CONFIG = Path(CONFIG_FILE)
 
 
 def load_config(

@@ -1,18 +1,20 @@
 """`sftkit presets list|show`: the presets found on disk."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: typer reads the parameters' annotations, and string annotations
+# would be compiled and evaluated (twice) each time the help is built; as objects they cost nothing more.
 
 import json
 from typing import Annotated
 
 import typer
 
+from sftkit.cli._app import SftkitCommand, SftkitSubgroup
 from sftkit.cli.options import JsonOpt, _complete_presets
 
-presets_app = typer.Typer(help="List and inspect presets.", no_args_is_help=True)
+presets_app = typer.Typer(cls=SftkitSubgroup, help="List and inspect presets.", no_args_is_help=True)
 
 
-@presets_app.command("list")
+@presets_app.command("list", cls=SftkitCommand)
 def list_presets(
     as_json: JsonOpt = False,
     names: Annotated[bool, typer.Option("--names", help="Only the names, one per line.")] = False,
@@ -50,7 +52,7 @@ def list_presets(
             console.print(f"[yellow]warning:[/] preset {escape(r['name'])} is broken: {escape(r['error'])}", soft_wrap=True)
 
 
-@presets_app.command("show")
+@presets_app.command("show", cls=SftkitCommand)
 def show_preset(
     name: Annotated[str, typer.Argument(help="Preset name.", autocompletion=_complete_presets)],
     as_json: JsonOpt = False,
