@@ -8,8 +8,9 @@ from typing import Any
 
 from sftkit.errors import EXIT_USAGE, SftkitError
 
-#: prompts generated together by default
-DEFAULT_BATCH_SIZE = 8
+#: prompts generated together by default: on a CPU, tokens/s grows almost in step with the batch up to about
+#: this size (a pipe's prompts wait until 32 have arrived or the input ends)
+DEFAULT_BATCH_SIZE = 32
 
 
 @dataclass
