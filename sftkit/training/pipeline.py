@@ -15,7 +15,7 @@ from typing import Any
 
 import sftkit.layout as layout
 from sftkit.config import RunConfig
-from sftkit.errors import InterruptedRun, SftkitError, partial_output
+from sftkit.errors import EXIT_USAGE, InterruptedRun, SftkitError, partial_output
 from sftkit.training.args import build_peft_config, build_trainer_config, tracking_env
 from sftkit.training.rundir import (
     FAILED,
@@ -91,12 +91,12 @@ def _run(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, con
     """:func:`_train`, recording how it ended in state.json (main process)."""
     main = is_main_process()
     try:
-        with _sigterm_interrupts():
-            return _train(cfg, run_dir, checkpoint, device, console, live)
+        with _sigterm_interrupts(), _torch_threads(cfg.train.threads) as threads:
+            return _train(cfg, run_dir, checkpoint, device, console, live, threads)
     except KeyboardInterrupt:
         if main:
             record_end(run_dir, INTERRUPTED)
-        raise InterruptedRun("interrupted", hint=_restart_hint(cfg, run_dir)) from None
+        raise InterruptedRun("interrupted", hint=_restart_hint(run_dir)) from None
     except InterruptedRun:
         if main:
             record_end(run_dir, INTERRUPTED)
@@ -107,7 +107,7 @@ def _run(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, con
         raise
 
 
-def _restart_hint(cfg: RunConfig, run_dir: Path) -> str:
+def _restart_hint(run_dir: Path) -> str:
     if complete_checkpoints(run_dir):
         return f"continue it: sftkit train --config {run_dir / layout.CONFIG} --resume"
     return "start it again with the same command (it stopped before its first checkpoint: nothing is lost)"
@@ -122,6 +122,23 @@ def _notes(console: Any, run_dir: Path, notes: list[str]) -> None:
         stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
         with (run_dir / layout.TRAIN_LOG).open("a", encoding="utf-8") as f:
             f.write(f"{stamp} note: {note}\n")
+
+
+@contextlib.contextmanager
+def _torch_threads(requested: int | None):
+    """torch's CPU threads for the run (:func:`~sftkit.training.batching.choose_threads`); yields why that many.
+    The Python API's caller gets its own setting back afterwards."""
+    import torch
+
+    from sftkit.training.batching import choose_threads
+
+    threads, why = choose_threads(requested, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield why
+    finally:
+        torch.set_num_threads(previous)
 
 
 @contextlib.contextmanager
@@ -144,18 +161,12 @@ def _sigterm_interrupts():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, console: Any, live: bool) -> TrainResult:
+def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, console: Any, live: bool, threads: str) -> TrainResult:
     from sftkit.testhooks import pause_point
     from sftkit.training.trainers import NonFiniteTraining
 
-    import torch
-
-    from sftkit.training.batching import choose_threads
-
     main = is_main_process()
-    threads, why = choose_threads(cfg.train.threads, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    torch.set_num_threads(threads)
-    env = {**environment(device, world_size()), "cpu_threads_chosen_from": why}
+    env = {**environment(device, world_size()), "cpu_threads_chosen_from": threads}
     if main:
         write_json(run_dir / layout.ENVIRONMENT, env)
     with _quiet_libraries():
@@ -164,20 +175,19 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, c
         pause_point("model", run_dir)  # for fault tests: the data is prepared, training not started
         model = _model(cfg)
         _check_vocabulary(cfg, tokenizer, model)
-        padding_free, batching = _batching(cfg, model)
+        padding_free, batching, fallback = _batching(cfg, model)
         if main:
             write_json(run_dir / layout.ENVIRONMENT, {**env, "batching": batching})
-            if batching.startswith("padded (padding-free"):
-                _notes(console, run_dir, [batching])
+            _notes(console, run_dir, [batching] if fallback else [])
         trainer, signals, run_log = _trainer(cfg, model, tokenizer, data, run_dir, console, live, padding_free)
         started = time.time()
         signals.install()
         try:
             if checkpoint and _trained_to_the_end(checkpoint):
                 _notes(console, run_dir, [f"{Path(checkpoint).name} was written after the last step: saving the model from it, no more training"])
-                output_metrics = _load_finished(trainer, checkpoint)
+                metrics = _load_finished(trainer, checkpoint)
             else:
-                output_metrics = dict(trainer.train(resume_from_checkpoint=checkpoint).metrics)
+                metrics = dict(trainer.train(resume_from_checkpoint=checkpoint).metrics)
         except NonFiniteTraining as bad:
             good = complete_checkpoints(run_dir)
             raise SftkitError(
@@ -194,7 +204,6 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, c
             f"stopped by {signals.received} at step {step}; checkpoint saved in {run_dir / f'{layout.CHECKPOINT_PREFIX}{step}'}",
             hint=f"resume with: sftkit train --config {run_dir / layout.CONFIG} --resume",
         )
-    metrics = output_metrics
     with _quiet_libraries():
         if data.validation is not None:
             metrics.update(_final_eval(trainer))
@@ -204,26 +213,27 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, c
     return TrainResult(run_dir, run_dir / layout.MODEL, metrics)
 
 
-def _batching(cfg: RunConfig, model: Any) -> tuple[bool, str]:
-    """Padding-free batches where they are exact for this model (checked on it), else padded; and how the run
-    batches, in words for environment.json."""
+def _batching(cfg: RunConfig, model: Any) -> tuple[bool, str, bool]:
+    """Padding-free batches where they are exact for this model (checked on it), else padded. Returns the choice,
+    how the run batches in words (for environment.json), and whether padding was chosen over a padding-free
+    default (the user is told)."""
     from sftkit.training.args import padding_free_wanted
     from sftkit.training.batching import padding_free_is_exact
 
     if cfg.data.packing:
-        return False, "packed"
+        return False, "packed", False
     if not padding_free_wanted(cfg):
-        return False, "padded" + (" (train.padding_free=false)" if cfg.trainer_type == "sft" else "")
+        return False, "padded" + (" (train.padding_free=false)" if cfg.trainer_type == "sft" else ""), False
     exact, detail = padding_free_is_exact(model)
     if exact:
-        return True, f"padding-free ({detail})"
+        return True, f"padding-free ({detail})", False
     if cfg.train.padding_free:
         raise SftkitError(
             f"train.padding_free is on but padding-free batches are not exact for {cfg.model.name}: {detail}",
             hint="unset train.padding_free (sftkit then pads this model's batches) or set it to false",
-            exit_code=2,
+            exit_code=EXIT_USAGE,
         )
-    return False, f"padded (padding-free batches are not exact for this model: {detail})"
+    return False, f"padded (padding-free batches are not exact for this model: {detail})", True
 
 
 def _check_vocabulary(cfg: RunConfig, tokenizer: Any, model: Any) -> None:
