@@ -28,6 +28,8 @@ import subprocess
 import sys
 import time
 
+from _common import package_version
+
 STATS = re.compile(r"(\d+) responses, (\d+) new tokens in ([\d.]+) s of generation")
 
 
@@ -93,9 +95,9 @@ def main() -> None:
         "max_new_tokens": args.max_new_tokens,
         "repeats": args.repeats,
         "threads": args.threads or "default",
-        "machine": {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None, "platform": platform.platform(), "python": platform.python_version()},
-        "torch": _version("torch"),
-        "transformers": _version("transformers"),
+        "machine": {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None, "platform": platform.platform(), "python": platform.pythonpackage_version()},
+        "torch": package_version("torch"),
+        "transformers": package_version("transformers"),
         "one_by_one": one,
         "batched": batched,
         "speedup_generate": round(batched["generate_tokens_per_s"] / one["generate_tokens_per_s"], 2),
@@ -112,15 +114,6 @@ def main() -> None:
     for r in (one, batched):
         print(f"| {r['batch_size']} | {r['new_tokens']} | {r['generate_s']} | {r['generate_tokens_per_s']} | {r['wall_s']} | {r['end_to_end_tokens_per_s']} |")
     print(f"speed-up: {result['speedup_generate']}x (generation), {result['speedup_end_to_end']}x (end to end); identical outputs: {same}")
-
-
-def _version(name: str) -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:  # noqa: BLE001
-        return None
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ import sys
 import time
 from pathlib import Path
 
+from _common import package_version
+
 STATS = re.compile(r"(\d+) responses, (\d+) new tokens in ([\d.]+) s of generation")
 
 
@@ -187,9 +189,9 @@ def machine() -> dict:
         "load_before": [round(x, 2) for x in load] if load else None,
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "torch": _version("torch"),
-        "transformers": _version("transformers"),
+        "python": platform.pythonpackage_version(),
+        "torch": package_version("torch"),
+        "transformers": package_version("transformers"),
     }
 
 
@@ -279,15 +281,6 @@ def main() -> None:
             f"{r['ratio_to_plain']:.2f}x | {r['wall_s_median']} | {r['end_to_end_tokens_per_s_median']} | {r['end_to_end_ratio_to_plain']:.2f}x | "
             f"{'yes' if r['same_responses_as_plain'] else 'no'} |"
         )
-
-
-def _version(name: str) -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:  # noqa: BLE001
-        return None
 
 
 if __name__ == "__main__":

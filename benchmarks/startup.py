@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from _common import package_version
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -73,9 +75,9 @@ def machine() -> dict:
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
+        "python": platform.pythonpackage_version(),
         "load_before": _load(),
-        "versions": {name: _version(name) for name in ("sftkit", "typer", "rich", "trl")},
+        "versions": {name: package_version(name) for name in ("sftkit", "typer", "rich", "trl")},
     }
 
 
@@ -140,15 +142,6 @@ def main() -> None:
 
 def _load() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
-def _version(name: str) -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:  # noqa: BLE001
-        return None
 
 
 if __name__ == "__main__":

@@ -40,6 +40,14 @@ class _Rate:
         return self.value
 
 
+def append_log(path: Path, text: str) -> str:
+    """Append ``text`` to train.log as a timestamped line; return the line."""
+    line = f"{datetime.now().strftime('%Y-%m-%d %H:%M:%S')} {text}"
+    with path.open("a", encoding="utf-8") as f:
+        f.write(line + "\n")
+    return line
+
+
 class RunLogCallback(TrainerCallback):
     """Writes every log event to metrics.jsonl and a plain line to train.log (and stderr when not a TTY)."""
 
@@ -156,10 +164,7 @@ class RunLogCallback(TrainerCallback):
         return parts[0] + "  " + " ".join(parts[1:])
 
     def _line(self, text: str) -> None:
-        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-        line = f"{stamp} {text}"
-        with self.log_path.open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        line = append_log(self.log_path, text)
         if self.console is not None and not self.live:
             self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 

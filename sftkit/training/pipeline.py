@@ -114,14 +114,12 @@ def _restart_hint(run_dir: Path) -> str:
 
 
 def _notes(console: Any, run_dir: Path, notes: list[str]) -> None:
-    from datetime import datetime
+    from sftkit.training.callbacks import append_log
 
     for note in notes:
         if console is not None:
             console.print(f"[dim]note: {note}[/]")
-        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-        with (run_dir / layout.TRAIN_LOG).open("a", encoding="utf-8") as f:
-            f.write(f"{stamp} note: {note}\n")
+        append_log(run_dir / layout.TRAIN_LOG, f"note: {note}")
 
 
 @contextlib.contextmanager

@@ -179,8 +179,13 @@ def is_complete(checkpoint: Path, legacy: bool = False) -> bool:
 
 def complete_checkpoints(run_dir: Path) -> list[Path]:
     found = checkpoints(run_dir)
-    legacy = not any((c / layout.CHECKPOINT_COMPLETE).exists() for c in found)
+    legacy = _legacy(found)
     return [c for c in found if is_complete(c, legacy)]
+
+
+def _legacy(found: list[Path]) -> bool:
+    """No checkpoint of the run carries the marker: the run predates it."""
+    return not any((c / layout.CHECKPOINT_COMPLETE).exists() for c in found)
 
 
 def mark_complete(checkpoint: Path, step: int) -> None:
@@ -340,7 +345,7 @@ def find_checkpoint(cfg: RunConfig, run_dir: Path, resume: str) -> tuple[str, li
         ckpt = Path(resume)
         if not (ckpt / "trainer_state.json").exists():
             raise SftkitError(f"{resume} is not a checkpoint folder (no trainer_state.json)", hint="pass a checkpoint-N folder", exit_code=EXIT_USAGE)
-        if not is_complete(ckpt, legacy=not any((c / layout.CHECKPOINT_COMPLETE).exists() for c in checkpoints(ckpt.parent))):
+        if not is_complete(ckpt, legacy=_legacy(checkpoints(ckpt.parent))):
             raise SftkitError(f"{resume} is incomplete: the run stopped while writing it", hint="resume from the latest complete checkpoint: --resume", exit_code=EXIT_USAGE)
     else:
         complete = complete_checkpoints(run_dir)
