@@ -6,10 +6,12 @@ _sftkit() {
     cmds=(
         'init:Create sftkit.yaml: a few questions (or flags), a summary, then the...'
         'prepare:Read, clean and tokenise the training data into a reusable prepared...'
-        'train:Fine-tune a model (SFT or DPO) from a preset or project file.'
+        'train:Fine-tune a model (SFT, DPO or KTO) from a preset or project file.'
         'eval:Measure a run: loss, perplexity and, where rows have reference...'
         'generate:Generate responses with a trained run or model; only responses go...'
         'export:Export a run as a standalone model folder: LoRA merged,...'
+        'completion:Print the completion script for your shell: commands, options,...'
+        'runs:List, show and compare training runs.'
         'presets:List and inspect presets.'
         'config:Read about the config keys.'
     )
@@ -28,6 +30,8 @@ _sftkit() {
             eval) _sftkit_eval ;;
             generate) _sftkit_generate ;;
             export) _sftkit_export ;;
+            completion) _sftkit_completion ;;
+            runs) _sftkit_runs ;;
             presets) _sftkit_presets ;;
             config) _sftkit_config ;;
         esac ;;
@@ -38,8 +42,8 @@ _sftkit_init() {
     _arguments \
         '(--preset -p)--preset[Start from this preset (see `sftkit presets list`).]:preset:($(sftkit presets list --names 2>/dev/null))' \
         '(--preset -p)-p[Start from this preset (see `sftkit presets list`).]:preset:($(sftkit presets list --names 2>/dev/null))' \
-        '(--trainer-type -t)--trainer-type[sft or dpo (overrides the configs trainer_type).]:value: ' \
-        '(--trainer-type -t)-t[sft or dpo (overrides the configs trainer_type).]:value: ' \
+        '(--trainer-type -t)--trainer-type[sft, dpo or kto (overrides the configs trainer_type).]:value: ' \
+        '(--trainer-type -t)-t[sft, dpo or kto (overrides the configs trainer_type).]:value: ' \
         '(--model -m)--model[Hub id (org/name) or local folder.]:value: ' \
         '(--model -m)-m[Hub id (org/name) or local folder.]:value: ' \
         '(--data -d)--data[Training data: a file, a folder or a Hub dataset id.]:file:_files' \
@@ -65,6 +69,7 @@ _sftkit_init() {
         '(--yes -y)-y[Ask nothing: take the presets value for every answer no flag gives.]' \
         '(--overwrite)--overwrite[Replace an existing project file.]' \
         '(--train)--train[Start `sftkit train` once the file is written.]' \
+        '(--set)--set[One of the more settings the summary offers, by its key: KEY=VALUE (da]:key:(trainer_type= model.name= model.revision= model.tokenizer= model.trust_remote_code= model.dtype= model.flash_attention= model.gradient_checkpointing= model.max_seq_length= model.chat_template= model.license= data.dataset= data.config_name= data.train_file= data.validation_file= data.split= data.validation_split= data.validation_fraction= data.text_split= data.format= data.field_map= data.template= data.response_marker= data.system_prompt= data.chat_template_kwargs= data.completion_only_loss= data.packing= data.drop_duplicates= data.arabic_normalize= data.too_long= data.skip_invalid= data.max_rows= data.num_proc= data.prepared_dir= data.formatting_func= train.output_dir= train.batch_size= train.eval_batch_size= train.gradient_accumulation_steps= train.learning_rate= train.weight_decay= train.warmup_steps= train.warmup_ratio= train.max_iters= train.num_train_epochs= train.save_steps= train.eval_steps= train.logging_steps= train.save_total_limit= train.optimizer= train.beta1= train.beta2= train.eps= train.scheduler= train.scheduler_kwargs= train.min_lr= train.fp16= train.bf16= train.seed= train.max_grad_norm= train.group_by_length= train.padding_free= train.threads= train.dataloader_num_workers= train.load_best_model_at_end= train.metric_for_best_model= train.greater_is_better= train.use_cpu= train.fsdp= train.deepspeed= train.ddp_backend= train.ddp_find_unused_parameters= train.tf32= lora.enabled= lora.r= lora.alpha= lora.dropout= lora.target_modules= lora.load_in_4bit= lora.load_in_8bit= lora.quant_type= lora.double_quant= dpo.beta= dpo.loss_type= dpo.max_prompt_length= dpo.max_length= dpo.ref_model= dpo.label_smoothing= kto.beta= kto.loss_type= kto.desirable_weight= kto.undesirable_weight= kto.max_prompt_length= kto.max_length= kto.ref_model= tracking.enabled= tracking.backend= tracking.project= tracking.experiment_name= tracking.trackio_space= tracking.trackio_url=)' \
         '(--from-legacy)--from-legacy[Convert an old SmolLM3 config .py file instead of asking (the file is ]:file:_files' \
         '(--help)--help[Show this message and exit.]' \
         '*:file:_files'
@@ -76,8 +81,8 @@ _sftkit_prepare() {
         '(--preset -p)-p[Start from this preset (see `sftkit presets list`).]:preset:($(sftkit presets list --names 2>/dev/null))' \
         '(--config -c)--config[Project config file (default: ./sftkit.yaml when present).]:file:_files' \
         '(--config -c)-c[Project config file (default: ./sftkit.yaml when present).]:file:_files' \
-        '(--set -s)--set[Override one key, e.g. --set train.learning_rate=1e-4 (repeatable). Te]:key:(trainer_type= model.name= model.revision= model.tokenizer= model.trust_remote_code= model.dtype= model.flash_attention= model.gradient_checkpointing= model.max_seq_length= model.chat_template= data.dataset= data.config_name= data.train_file= data.validation_file= data.split= data.validation_split= data.validation_fraction= data.format= data.field_map= data.template= data.response_marker= data.system_prompt= data.completion_only_loss= data.packing= data.drop_duplicates= data.arabic_normalize= data.too_long= data.skip_invalid= data.max_rows= data.num_proc= data.prepared_dir= data.formatting_func= train.output_dir= train.batch_size= train.eval_batch_size= train.gradient_accumulation_steps= train.learning_rate= train.weight_decay= train.warmup_steps= train.warmup_ratio= train.max_iters= train.num_train_epochs= train.save_steps= train.eval_steps= train.logging_steps= train.save_total_limit= train.optimizer= train.beta1= train.beta2= train.eps= train.scheduler= train.min_lr= train.fp16= train.bf16= train.seed= train.max_grad_norm= train.group_by_length= train.padding_free= train.threads= train.dataloader_num_workers= train.load_best_model_at_end= train.metric_for_best_model= train.use_cpu= train.fsdp= train.deepspeed= lora.enabled= lora.r= lora.alpha= lora.dropout= lora.target_modules= lora.load_in_4bit= lora.load_in_8bit= lora.quant_type= lora.double_quant= dpo.beta= dpo.loss_type= dpo.max_prompt_length= dpo.max_length= dpo.ref_model= dpo.label_smoothing= tracking.enabled= tracking.backend= tracking.project= tracking.experiment_name= tracking.trackio_space= tracking.trackio_url=)' \
-        '(--set -s)-s[Override one key, e.g. --set train.learning_rate=1e-4 (repeatable). Te]:key:(trainer_type= model.name= model.revision= model.tokenizer= model.trust_remote_code= model.dtype= model.flash_attention= model.gradient_checkpointing= model.max_seq_length= model.chat_template= data.dataset= data.config_name= data.train_file= data.validation_file= data.split= data.validation_split= data.validation_fraction= data.format= data.field_map= data.template= data.response_marker= data.system_prompt= data.completion_only_loss= data.packing= data.drop_duplicates= data.arabic_normalize= data.too_long= data.skip_invalid= data.max_rows= data.num_proc= data.prepared_dir= data.formatting_func= train.output_dir= train.batch_size= train.eval_batch_size= train.gradient_accumulation_steps= train.learning_rate= train.weight_decay= train.warmup_steps= train.warmup_ratio= train.max_iters= train.num_train_epochs= train.save_steps= train.eval_steps= train.logging_steps= train.save_total_limit= train.optimizer= train.beta1= train.beta2= train.eps= train.scheduler= train.min_lr= train.fp16= train.bf16= train.seed= train.max_grad_norm= train.group_by_length= train.padding_free= train.threads= train.dataloader_num_workers= train.load_best_model_at_end= train.metric_for_best_model= train.use_cpu= train.fsdp= train.deepspeed= lora.enabled= lora.r= lora.alpha= lora.dropout= lora.target_modules= lora.load_in_4bit= lora.load_in_8bit= lora.quant_type= lora.double_quant= dpo.beta= dpo.loss_type= dpo.max_prompt_length= dpo.max_length= dpo.ref_model= dpo.label_smoothing= tracking.enabled= tracking.backend= tracking.project= tracking.experiment_name= tracking.trackio_space= tracking.trackio_url=)' \
+        '(--set -s)--set[Override one key, e.g. --set train.learning_rate=1e-4 (repeatable). Te]:key:(trainer_type= model.name= model.revision= model.tokenizer= model.trust_remote_code= model.dtype= model.flash_attention= model.gradient_checkpointing= model.max_seq_length= model.chat_template= model.license= data.dataset= data.config_name= data.train_file= data.validation_file= data.split= data.validation_split= data.validation_fraction= data.text_split= data.format= data.field_map= data.template= data.response_marker= data.system_prompt= data.chat_template_kwargs= data.completion_only_loss= data.packing= data.drop_duplicates= data.arabic_normalize= data.too_long= data.skip_invalid= data.max_rows= data.num_proc= data.prepared_dir= data.formatting_func= train.output_dir= train.batch_size= train.eval_batch_size= train.gradient_accumulation_steps= train.learning_rate= train.weight_decay= train.warmup_steps= train.warmup_ratio= train.max_iters= train.num_train_epochs= train.save_steps= train.eval_steps= train.logging_steps= train.save_total_limit= train.optimizer= train.beta1= train.beta2= train.eps= train.scheduler= train.scheduler_kwargs= train.min_lr= train.fp16= train.bf16= train.seed= train.max_grad_norm= train.group_by_length= train.padding_free= train.threads= train.dataloader_num_workers= train.load_best_model_at_end= train.metric_for_best_model= train.greater_is_better= train.use_cpu= train.fsdp= train.deepspeed= train.ddp_backend= train.ddp_find_unused_parameters= train.tf32= lora.enabled= lora.r= lora.alpha= lora.dropout= lora.target_modules= lora.load_in_4bit= lora.load_in_8bit= lora.quant_type= lora.double_quant= dpo.beta= dpo.loss_type= dpo.max_prompt_length= dpo.max_length= dpo.ref_model= dpo.label_smoothing= kto.beta= kto.loss_type= kto.desirable_weight= kto.undesirable_weight= kto.max_prompt_length= kto.max_length= kto.ref_model= tracking.enabled= tracking.backend= tracking.project= tracking.experiment_name= tracking.trackio_space= tracking.trackio_url=)' \
+        '(--set -s)-s[Override one key, e.g. --set train.learning_rate=1e-4 (repeatable). Te]:key:(trainer_type= model.name= model.revision= model.tokenizer= model.trust_remote_code= model.dtype= model.flash_attention= model.gradient_checkpointing= model.max_seq_length= model.chat_template= model.license= data.dataset= data.config_name= data.train_file= data.validation_file= data.split= data.validation_split= data.validation_fraction= data.text_split= data.format= data.field_map= data.template= data.response_marker= data.system_prompt= data.chat_template_kwargs= data.completion_only_loss= data.packing= data.drop_duplicates= data.arabic_normalize= data.too_long= data.skip_invalid= data.max_rows= data.num_proc= data.prepared_dir= data.formatting_func= train.output_dir= train.batch_size= train.eval_batch_size= train.gradient_accumulation_steps= train.learning_rate= train.weight_decay= train.warmup_steps= train.warmup_ratio= train.max_iters= train.num_train_epochs= train.save_steps= train.eval_steps= train.logging_steps= train.save_total_limit= train.optimizer= train.beta1= train.beta2= train.eps= train.scheduler= train.scheduler_kwargs= train.min_lr= train.fp16= train.bf16= train.seed= train.max_grad_norm= train.group_by_length= train.padding_free= train.threads= train.dataloader_num_workers= train.load_best_model_at_end= train.metric_for_best_model= train.greater_is_better= train.use_cpu= train.fsdp= train.deepspeed= train.ddp_backend= train.ddp_find_unused_parameters= train.tf32= lora.enabled= lora.r= lora.alpha= lora.dropout= lora.target_modules= lora.load_in_4bit= lora.load_in_8bit= lora.quant_type= lora.double_quant= dpo.beta= dpo.loss_type= dpo.max_prompt_length= dpo.max_length= dpo.ref_model= dpo.label_smoothing= kto.beta= kto.loss_type= kto.desirable_weight= kto.undesirable_weight= kto.max_prompt_length= kto.max_length= kto.ref_model= tracking.enabled= tracking.backend= tracking.project= tracking.experiment_name= tracking.trackio_space= tracking.trackio_url=)' \
         '(--data -d)--data[Training data: a file, a save_to_disk folder, a Hub id or builtin:tiny]:file:_files' \
         '(--data -d)-d[Training data: a file, a save_to_disk folder, a Hub id or builtin:tiny]:file:_files' \
         '(--tokenizer)--tokenizer[Tokenizer folder or Hub id, when not the models own (model.tokenizer).]:value: ' \
@@ -86,8 +91,8 @@ _sftkit_prepare() {
         '(--template)--template[auto, chat, chatml, alpaca, arabic or a string with {instruction} and ]:value: ' \
         '(--output -o)--output[Prepared folder (data.prepared_dir; default <output_dir>/prepared).]:file:_files' \
         '(--output -o)-o[Prepared folder (data.prepared_dir; default <output_dir>/prepared).]:file:_files' \
-        '(--trainer-type -t)--trainer-type[sft or dpo (overrides the configs trainer_type).]:value: ' \
-        '(--trainer-type -t)-t[sft or dpo (overrides the configs trainer_type).]:value: ' \
+        '(--trainer-type -t)--trainer-type[sft, dpo or kto (overrides the configs trainer_type).]:value: ' \
+        '(--trainer-type -t)-t[sft, dpo or kto (overrides the configs trainer_type).]:value: ' \
         '(--skip-invalid)--skip-invalid[Skip unusable rows instead of failing; they are listed in dropped.json]' \
         '(--preview)--preview[Show N prepared examples with the trained-on part highlighted.]:value: ' \
         '(--overwrite)--overwrite[Prepare again even when a matching prepared folder exists.]' \
@@ -103,15 +108,15 @@ _sftkit_train() {
         '(--preset -p)-p[Start from this preset (see `sftkit presets list`).]:preset:($(sftkit presets list --names 2>/dev/null))' \
         '(--config -c)--config[Project config file (default: ./sftkit.yaml when present).]:file:_files' \
         '(--config -c)-c[Project config file (default: ./sftkit.yaml when present).]:file:_files' \
-        '(--set -s)--set[Override one key, e.g. --set train.learning_rate=1e-4 (repeatable). Te]:key:(trainer_type= model.name= model.revision= model.tokenizer= model.trust_remote_code= model.dtype= model.flash_attention= model.gradient_checkpointing= model.max_seq_length= model.chat_template= data.dataset= data.config_name= data.train_file= data.validation_file= data.split= data.validation_split= data.validation_fraction= data.format= data.field_map= data.template= data.response_marker= data.system_prompt= data.completion_only_loss= data.packing= data.drop_duplicates= data.arabic_normalize= data.too_long= data.skip_invalid= data.max_rows= data.num_proc= data.prepared_dir= data.formatting_func= train.output_dir= train.batch_size= train.eval_batch_size= train.gradient_accumulation_steps= train.learning_rate= train.weight_decay= train.warmup_steps= train.warmup_ratio= train.max_iters= train.num_train_epochs= train.save_steps= train.eval_steps= train.logging_steps= train.save_total_limit= train.optimizer= train.beta1= train.beta2= train.eps= train.scheduler= train.min_lr= train.fp16= train.bf16= train.seed= train.max_grad_norm= train.group_by_length= train.padding_free= train.threads= train.dataloader_num_workers= train.load_best_model_at_end= train.metric_for_best_model= train.use_cpu= train.fsdp= train.deepspeed= lora.enabled= lora.r= lora.alpha= lora.dropout= lora.target_modules= lora.load_in_4bit= lora.load_in_8bit= lora.quant_type= lora.double_quant= dpo.beta= dpo.loss_type= dpo.max_prompt_length= dpo.max_length= dpo.ref_model= dpo.label_smoothing= tracking.enabled= tracking.backend= tracking.project= tracking.experiment_name= tracking.trackio_space= tracking.trackio_url=)' \
-        '(--set -s)-s[Override one key, e.g. --set train.learning_rate=1e-4 (repeatable). Te]:key:(trainer_type= model.name= model.revision= model.tokenizer= model.trust_remote_code= model.dtype= model.flash_attention= model.gradient_checkpointing= model.max_seq_length= model.chat_template= data.dataset= data.config_name= data.train_file= data.validation_file= data.split= data.validation_split= data.validation_fraction= data.format= data.field_map= data.template= data.response_marker= data.system_prompt= data.completion_only_loss= data.packing= data.drop_duplicates= data.arabic_normalize= data.too_long= data.skip_invalid= data.max_rows= data.num_proc= data.prepared_dir= data.formatting_func= train.output_dir= train.batch_size= train.eval_batch_size= train.gradient_accumulation_steps= train.learning_rate= train.weight_decay= train.warmup_steps= train.warmup_ratio= train.max_iters= train.num_train_epochs= train.save_steps= train.eval_steps= train.logging_steps= train.save_total_limit= train.optimizer= train.beta1= train.beta2= train.eps= train.scheduler= train.min_lr= train.fp16= train.bf16= train.seed= train.max_grad_norm= train.group_by_length= train.padding_free= train.threads= train.dataloader_num_workers= train.load_best_model_at_end= train.metric_for_best_model= train.use_cpu= train.fsdp= train.deepspeed= lora.enabled= lora.r= lora.alpha= lora.dropout= lora.target_modules= lora.load_in_4bit= lora.load_in_8bit= lora.quant_type= lora.double_quant= dpo.beta= dpo.loss_type= dpo.max_prompt_length= dpo.max_length= dpo.ref_model= dpo.label_smoothing= tracking.enabled= tracking.backend= tracking.project= tracking.experiment_name= tracking.trackio_space= tracking.trackio_url=)' \
-        '(--trainer-type -t)--trainer-type[sft or dpo (overrides the configs trainer_type).]:value: ' \
-        '(--trainer-type -t)-t[sft or dpo (overrides the configs trainer_type).]:value: ' \
+        '(--set -s)--set[Override one key, e.g. --set train.learning_rate=1e-4 (repeatable). Te]:key:(trainer_type= model.name= model.revision= model.tokenizer= model.trust_remote_code= model.dtype= model.flash_attention= model.gradient_checkpointing= model.max_seq_length= model.chat_template= model.license= data.dataset= data.config_name= data.train_file= data.validation_file= data.split= data.validation_split= data.validation_fraction= data.text_split= data.format= data.field_map= data.template= data.response_marker= data.system_prompt= data.chat_template_kwargs= data.completion_only_loss= data.packing= data.drop_duplicates= data.arabic_normalize= data.too_long= data.skip_invalid= data.max_rows= data.num_proc= data.prepared_dir= data.formatting_func= train.output_dir= train.batch_size= train.eval_batch_size= train.gradient_accumulation_steps= train.learning_rate= train.weight_decay= train.warmup_steps= train.warmup_ratio= train.max_iters= train.num_train_epochs= train.save_steps= train.eval_steps= train.logging_steps= train.save_total_limit= train.optimizer= train.beta1= train.beta2= train.eps= train.scheduler= train.scheduler_kwargs= train.min_lr= train.fp16= train.bf16= train.seed= train.max_grad_norm= train.group_by_length= train.padding_free= train.threads= train.dataloader_num_workers= train.load_best_model_at_end= train.metric_for_best_model= train.greater_is_better= train.use_cpu= train.fsdp= train.deepspeed= train.ddp_backend= train.ddp_find_unused_parameters= train.tf32= lora.enabled= lora.r= lora.alpha= lora.dropout= lora.target_modules= lora.load_in_4bit= lora.load_in_8bit= lora.quant_type= lora.double_quant= dpo.beta= dpo.loss_type= dpo.max_prompt_length= dpo.max_length= dpo.ref_model= dpo.label_smoothing= kto.beta= kto.loss_type= kto.desirable_weight= kto.undesirable_weight= kto.max_prompt_length= kto.max_length= kto.ref_model= tracking.enabled= tracking.backend= tracking.project= tracking.experiment_name= tracking.trackio_space= tracking.trackio_url=)' \
+        '(--set -s)-s[Override one key, e.g. --set train.learning_rate=1e-4 (repeatable). Te]:key:(trainer_type= model.name= model.revision= model.tokenizer= model.trust_remote_code= model.dtype= model.flash_attention= model.gradient_checkpointing= model.max_seq_length= model.chat_template= model.license= data.dataset= data.config_name= data.train_file= data.validation_file= data.split= data.validation_split= data.validation_fraction= data.text_split= data.format= data.field_map= data.template= data.response_marker= data.system_prompt= data.chat_template_kwargs= data.completion_only_loss= data.packing= data.drop_duplicates= data.arabic_normalize= data.too_long= data.skip_invalid= data.max_rows= data.num_proc= data.prepared_dir= data.formatting_func= train.output_dir= train.batch_size= train.eval_batch_size= train.gradient_accumulation_steps= train.learning_rate= train.weight_decay= train.warmup_steps= train.warmup_ratio= train.max_iters= train.num_train_epochs= train.save_steps= train.eval_steps= train.logging_steps= train.save_total_limit= train.optimizer= train.beta1= train.beta2= train.eps= train.scheduler= train.scheduler_kwargs= train.min_lr= train.fp16= train.bf16= train.seed= train.max_grad_norm= train.group_by_length= train.padding_free= train.threads= train.dataloader_num_workers= train.load_best_model_at_end= train.metric_for_best_model= train.greater_is_better= train.use_cpu= train.fsdp= train.deepspeed= train.ddp_backend= train.ddp_find_unused_parameters= train.tf32= lora.enabled= lora.r= lora.alpha= lora.dropout= lora.target_modules= lora.load_in_4bit= lora.load_in_8bit= lora.quant_type= lora.double_quant= dpo.beta= dpo.loss_type= dpo.max_prompt_length= dpo.max_length= dpo.ref_model= dpo.label_smoothing= kto.beta= kto.loss_type= kto.desirable_weight= kto.undesirable_weight= kto.max_prompt_length= kto.max_length= kto.ref_model= tracking.enabled= tracking.backend= tracking.project= tracking.experiment_name= tracking.trackio_space= tracking.trackio_url=)' \
+        '(--trainer-type -t)--trainer-type[sft, dpo or kto (overrides the configs trainer_type).]:value: ' \
+        '(--trainer-type -t)-t[sft, dpo or kto (overrides the configs trainer_type).]:value: ' \
         '(--output-dir -o)--output-dir[Run folder (train.output_dir).]:file:_files' \
         '(--output-dir -o)-o[Run folder (train.output_dir).]:file:_files' \
         '(--dry-run)--dry-run[Resolve the config and build the trainers real arguments (no model is ]' \
         '(--json)--json[Print machine-readable JSON to stdout.]' \
-        '(--resume)--resume[Continue from the latest checkpoint in the run folder.]' \
+        '(--resume)--resume[Continue from the latest checkpoint in the run folder (a finished run:]' \
         '(--resume-from)--resume-from[Continue from this checkpoint folder.]:value: ' \
         '(--overwrite)--overwrite[Replace what is already there.]' \
         '(--nproc)--nproc[Processes per node (DDP through torchrun).]:value: ' \
@@ -140,6 +145,10 @@ _sftkit_eval() {
         '(--output -o)--output[Write the results JSON here (default: <run>/eval/<name>.json).]:file:_files' \
         '(--output -o)-o[Write the results JSON here (default: <run>/eval/<name>.json).]:file:_files' \
         '(--trust-formatting-func)--trust-formatting-func[Allow importing and running the Python function the config names in da]' \
+        '(--harness)--harness[Run lm-evaluation-harness tasks instead (names or task YAML files, com]:value: ' \
+        '(--num-fewshot)--num-fewshot[Few-shot examples per harness prompt (default: each tasks own).]:value: ' \
+        '(--limit)--limit[Score only the first N rows of each harness task.]:value: ' \
+        '(--no-chat-template)--no-chat-template[Give harness prompts as plain text instead of in the trained chat form]' \
         '(--json)--json[Print machine-readable JSON to stdout.]' \
         '(--help)--help[Show this message and exit.]' \
         '*:file:_files'
@@ -149,8 +158,8 @@ _sftkit_generate() {
     _arguments \
         '(--input -i)--input[Read prompts from this file instead of stdin (.txt: one per line; .jso]:value: ' \
         '(--input -i)-i[Read prompts from this file instead of stdin (.txt: one per line; .jso]:value: ' \
-        '(--input-format)--input-format[text: each line is a prompt; jsonl: each line is a row in any format `]:value: ' \
-        '(--output-format)--output-format[text: one response per line, with newlines written as \n, carriage ret]:value: ' \
+        '(--input-format)--input-format[text: each line is a prompt; jsonl: each line is a row in any format `]:value:(text jsonl)' \
+        '(--output-format)--output-format[text: one response per line, with newlines written as \n, carriage ret]:value:(text jsonl)' \
         '(--response-key)--response-key[The field jsonl output puts the response in.]:value: ' \
         '(--template)--template[Prompt template instead of the one the run trained with: auto, chat, c]:value: ' \
         '(--batch-size -b)--batch-size[Prompts generated together (left-padded).]:value: ' \
@@ -171,13 +180,64 @@ _sftkit_export() {
     _arguments \
         '(--output -o)--output[Folder to create (it must not exist, or be empty).]:file:_files' \
         '(--output -o)-o[Folder to create (it must not exist, or be empty).]:file:_files' \
-        '(--dtype)--dtype[Weights dtype; auto: the base models own (float32 when unknown).]:value: ' \
+        '(--dtype)--dtype[Weights dtype; auto: the base models own (float32 when unknown).]:value:(auto float32 bfloat16 float16)' \
         '(--max-shard-size)--max-shard-size[Largest safetensors file, e.g. 2GB or 500MB.]:value: ' \
         '(--overwrite)--overwrite[Replace what is already there.]' \
         '(--no-check)--no-check[Skip loading the export back and comparing its logits.]' \
         '(--tolerance)--tolerance[Largest logit difference a float32 export may have from the un-merged ]:value: ' \
+        '(--format)--format[hf: a Hugging Face folder; gguf: one GGUF file (llama.cpp, LM Studio);]:value:(hf gguf ollama)' \
+        '(--quant)--quant[GGUF weights (gguf/ollama only; default f16). Smaller: llama.cpps llam]:value:(f32 f16 bf16 q8_0)' \
         '(--push-to-hub)--push-to-hub[Then upload it to this Hub repository in one commit (token from HF_TOK]:value: ' \
         '(--public)--public[Create the Hub repository public (default: private).]' \
+        '(--json)--json[Print machine-readable JSON to stdout.]' \
+        '(--help)--help[Show this message and exit.]' \
+        '*:file:_files'
+}
+
+_sftkit_completion() {
+    _arguments \
+        '(--install)--install[Write the script where the shell loads completions from, instead of pr]' \
+        '(--help)--help[Show this message and exit.]' \
+        '1:value:(bash zsh fish)'
+}
+
+_sftkit_runs() {
+    local -a cmds
+    cmds=(
+        'list:List the runs in a folder: state, steps, last train and eval loss,...'
+        'show:Show one run: state, steps, losses, settings, files, and its loss...'
+        'compare:Compare runs: the config keys that differ (from each runs...'
+    )
+    _arguments -C \
+        '(--help)--help[Show this message and exit.]' \
+        '1: :->cmd' '*:: :->args'
+    case $state in
+        cmd) _describe 'command' cmds ;;
+        args) case $words[1] in
+            list) _sftkit_runs_list ;;
+            show) _sftkit_runs_show ;;
+            compare) _sftkit_runs_compare ;;
+        esac ;;
+    esac
+}
+
+_sftkit_runs_list() {
+    _arguments \
+        '(--json)--json[Print machine-readable JSON to stdout.]' \
+        '(--help)--help[Show this message and exit.]' \
+        '*:file:_files'
+}
+
+_sftkit_runs_show() {
+    _arguments \
+        '(--json)--json[Print machine-readable JSON to stdout.]' \
+        '(--image)--image[Also draw the loss curve into RUN/loss.png (needs matplotlib: pip inst]' \
+        '(--help)--help[Show this message and exit.]' \
+        '*:file:_files'
+}
+
+_sftkit_runs_compare() {
+    _arguments \
         '(--json)--json[Print machine-readable JSON to stdout.]' \
         '(--help)--help[Show this message and exit.]' \
         '*:file:_files'

@@ -8,10 +8,20 @@ _sftkit_complete() {
             COMPREPLY=( $(compgen -W "$(sftkit presets list --names 2>/dev/null)" -- "$cur") ); return ;;
         --set|-s)
             compopt -o nospace 2>/dev/null
-            COMPREPLY=( $(compgen -W "trainer_type= model.name= model.revision= model.tokenizer= model.trust_remote_code= model.dtype= model.flash_attention= model.gradient_checkpointing= model.max_seq_length= model.chat_template= data.dataset= data.config_name= data.train_file= data.validation_file= data.split= data.validation_split= data.validation_fraction= data.format= data.field_map= data.template= data.response_marker= data.system_prompt= data.completion_only_loss= data.packing= data.drop_duplicates= data.arabic_normalize= data.too_long= data.skip_invalid= data.max_rows= data.num_proc= data.prepared_dir= data.formatting_func= train.output_dir= train.batch_size= train.eval_batch_size= train.gradient_accumulation_steps= train.learning_rate= train.weight_decay= train.warmup_steps= train.warmup_ratio= train.max_iters= train.num_train_epochs= train.save_steps= train.eval_steps= train.logging_steps= train.save_total_limit= train.optimizer= train.beta1= train.beta2= train.eps= train.scheduler= train.min_lr= train.fp16= train.bf16= train.seed= train.max_grad_norm= train.group_by_length= train.padding_free= train.threads= train.dataloader_num_workers= train.load_best_model_at_end= train.metric_for_best_model= train.use_cpu= train.fsdp= train.deepspeed= lora.enabled= lora.r= lora.alpha= lora.dropout= lora.target_modules= lora.load_in_4bit= lora.load_in_8bit= lora.quant_type= lora.double_quant= dpo.beta= dpo.loss_type= dpo.max_prompt_length= dpo.max_length= dpo.ref_model= dpo.label_smoothing= tracking.enabled= tracking.backend= tracking.project= tracking.experiment_name= tracking.trackio_space= tracking.trackio_url=" -- "$cur") ); return ;;
+            COMPREPLY=( $(compgen -W "trainer_type= model.name= model.revision= model.tokenizer= model.trust_remote_code= model.dtype= model.flash_attention= model.gradient_checkpointing= model.max_seq_length= model.chat_template= model.license= data.dataset= data.config_name= data.train_file= data.validation_file= data.split= data.validation_split= data.validation_fraction= data.text_split= data.format= data.field_map= data.template= data.response_marker= data.system_prompt= data.chat_template_kwargs= data.completion_only_loss= data.packing= data.drop_duplicates= data.arabic_normalize= data.too_long= data.skip_invalid= data.max_rows= data.num_proc= data.prepared_dir= data.formatting_func= train.output_dir= train.batch_size= train.eval_batch_size= train.gradient_accumulation_steps= train.learning_rate= train.weight_decay= train.warmup_steps= train.warmup_ratio= train.max_iters= train.num_train_epochs= train.save_steps= train.eval_steps= train.logging_steps= train.save_total_limit= train.optimizer= train.beta1= train.beta2= train.eps= train.scheduler= train.scheduler_kwargs= train.min_lr= train.fp16= train.bf16= train.seed= train.max_grad_norm= train.group_by_length= train.padding_free= train.threads= train.dataloader_num_workers= train.load_best_model_at_end= train.metric_for_best_model= train.greater_is_better= train.use_cpu= train.fsdp= train.deepspeed= train.ddp_backend= train.ddp_find_unused_parameters= train.tf32= lora.enabled= lora.r= lora.alpha= lora.dropout= lora.target_modules= lora.load_in_4bit= lora.load_in_8bit= lora.quant_type= lora.double_quant= dpo.beta= dpo.loss_type= dpo.max_prompt_length= dpo.max_length= dpo.ref_model= dpo.label_smoothing= kto.beta= kto.loss_type= kto.desirable_weight= kto.undesirable_weight= kto.max_prompt_length= kto.max_length= kto.ref_model= tracking.enabled= tracking.backend= tracking.project= tracking.experiment_name= tracking.trackio_space= tracking.trackio_url=" -- "$cur") ); return ;;
         --config|-c|--output-dir|-o|--output|--data|--deepspeed|--from-legacy|--config-path)
             COMPREPLY=( $(compgen -f -- "$cur") ); return ;;
-        --batch-size|--compare|--dtype|--epochs|--experiment-name|--format|--fsdp|--grad-accum|--input|--input-format|--lr|--master-addr|--master-port|--max-iters|--max-new-tokens|--max-seq-length|--max-shard-size|--method|--model|--nnodes|--node-rank|--nproc|--output-format|--precision|--preview|--push-to-hub|--repetition-penalty|--response-key|--resume-from|--seed|--split|--temperature|--template|--tokenizer|--tolerance|--top-k|--top-p|--tracking|--trackio-space|--trainer-type|-b|-d|-f|-i|-m|-t)
+        --dtype)
+            COMPREPLY=( $(compgen -W "auto float32 bfloat16 float16" -- "$cur") ); return ;;
+        --format)
+            COMPREPLY=( $(compgen -W "hf gguf ollama" -- "$cur") ); return ;;
+        --input-format)
+            COMPREPLY=( $(compgen -W "text jsonl" -- "$cur") ); return ;;
+        --output-format)
+            COMPREPLY=( $(compgen -W "text jsonl" -- "$cur") ); return ;;
+        --quant)
+            COMPREPLY=( $(compgen -W "f32 f16 bf16 q8_0" -- "$cur") ); return ;;
+        --batch-size|--compare|--epochs|--experiment-name|--fsdp|--grad-accum|--harness|--input|--limit|--lr|--master-addr|--master-port|--max-iters|--max-new-tokens|--max-seq-length|--max-shard-size|--method|--model|--nnodes|--node-rank|--nproc|--num-fewshot|--precision|--preview|--push-to-hub|--repetition-penalty|--response-key|--resume-from|--seed|--split|--temperature|--template|--tokenizer|--tolerance|--top-k|--top-p|--tracking|--trackio-space|--trainer-type|-b|-d|-f|-i|-m|-t)
             return ;;
     esac
     path=""
@@ -21,13 +31,18 @@ _sftkit_complete() {
         case " $(_sftkit_subcommands "$path") " in *" $w "*) path="${path:+$path }$w" ;; esac
     done
     case "$path" in
-        "") words="init prepare train eval generate export presets config --version -V --debug --help" ;;
-        "init") words="--preset -p --trainer-type -t --model -m --data -d --method --lora --qlora --full --lr --batch-size --grad-accum --max-iters --epochs --max-seq-length --precision --tracking --trackio-space --output-dir -o --experiment-name --config-path --yes -y --overwrite --train --from-legacy --help" ;;
+        "") words="init prepare train eval generate export completion runs presets config --version -V --debug --help" ;;
+        "init") words="--preset -p --trainer-type -t --model -m --data -d --method --lora --qlora --full --lr --batch-size --grad-accum --max-iters --epochs --max-seq-length --precision --tracking --trackio-space --output-dir -o --experiment-name --config-path --yes -y --overwrite --train --set --from-legacy --help" ;;
         "prepare") words="--preset -p --config -c --set -s --data -d --tokenizer --format -f --template --output -o --trainer-type -t --skip-invalid --preview --overwrite --trust-formatting-func --json --help" ;;
         "train") words="--preset -p --config -c --set -s --trainer-type -t --output-dir -o --dry-run --json --resume --resume-from --overwrite --nproc --nnodes --node-rank --master-addr --master-port --fsdp --deepspeed --trust-formatting-func --help" ;;
-        "eval") words="--data -d --split --compare --template --batch-size -b --max-new-tokens --no-generate --output -o --trust-formatting-func --json --help" ;;
+        "eval") words="--data -d --split --compare --template --batch-size -b --max-new-tokens --no-generate --output -o --trust-formatting-func --harness --num-fewshot --limit --no-chat-template --json --help" ;;
         "generate") words="--input -i --input-format --output-format --response-key --template --batch-size -b --max-new-tokens --temperature --top-p --top-k --repetition-penalty --seed --chat --stats --help" ;;
-        "export") words="--output -o --dtype --max-shard-size --overwrite --no-check --tolerance --push-to-hub --public --json --help" ;;
+        "export") words="--output -o --dtype --max-shard-size --overwrite --no-check --tolerance --format --quant --push-to-hub --public --json --help" ;;
+        "completion") words="bash zsh fish --install --help" ;;
+        "runs") words="list show compare --help" ;;
+        "runs list") words="--json --help" ;;
+        "runs show") words="--json --image --help" ;;
+        "runs compare") words="--json --help" ;;
         "presets") words="list show --help" ;;
         "presets list") words="--json --names --help" ;;
         "presets show") words="--json --help" ;;
@@ -38,7 +53,8 @@ _sftkit_complete() {
 }
 _sftkit_subcommands() {
     case "$1" in
-        "") echo "init prepare train eval generate export presets config" ;;
+        "") echo "init prepare train eval generate export completion runs presets config" ;;
+        "runs") echo "list show compare" ;;
         "presets") echo "list show" ;;
         "config") echo "keys" ;;
     esac

@@ -1,4 +1,4 @@
-"""sftkit: fine-tune causal language models (SFT and DPO, full, LoRA or QLoRA) from one resolved config.
+"""sftkit: fine-tune causal language models (SFT, DPO and KTO, full, LoRA or QLoRA) from one resolved config.
 
 The Python API (see ``docs/api.md``) is importable from here; nothing heavy is imported until it is used::
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from sftkit.version import __version__
 
-_API = ("load_config", "prepare", "train", "evaluate", "load", "export_model", "Model", "plan", "config_keys")
+_API = ("load_config", "prepare", "train", "evaluate", "load", "export_model", "Model", "plan", "config_keys", "list_runs", "show_run", "compare_runs")
 _ERRORS = ("SftkitError", "ConfigError", "DataError", "InterruptedRun")
 __all__ = [*_API, *_ERRORS, "RunConfig", "__version__"]
 

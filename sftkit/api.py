@@ -14,6 +14,8 @@ sftkit.evaluate(run.run_dir)["eval_loss"]
 model = sftkit.load(run.run_dir)
 model.generate("upper: cat")                 # -> "CAT"
 model.generate(["upper: a", "upper: b"], batch_size=2)
+model.generate_response("cat", max_length=64)  # the Arabic fine-tuning library's names: also batch_generate,
+model.evaluate_model()["eval_loss"]            # evaluate_model and save_model (see docs/api.md)
 sftkit.export_model(run.run_dir, "exported/")
 ```
 
@@ -38,7 +40,7 @@ from typing import (
 )
 
 from sftkit.config import RunConfig
-from sftkit.errors import ConfigError
+from sftkit.errors import EXIT_USAGE, ConfigError, SftkitError
 from sftkit.sampling import DEFAULT_BATCH_SIZE, DEFAULTS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -174,7 +176,8 @@ def prepare(
     output: str | Path | None = None,
     overwrite: bool = False,
 ) -> "PreparedData":
-    """Prepare (or reuse) the tokenised dataset; ``formatting_func(row) -> text or messages`` replaces format detection.
+    """Prepare (or reuse) the tokenised dataset; ``formatting_func(row) -> text or messages`` replaces format detection
+    (a function for ``datasets.map(batched=True)``, ``{column: [values]} -> {"text": [...]}``, works too).
 
     ``trust_formatting_func=True`` allows the function the config names in ``data.formatting_func`` to be
     imported and run (a config alone never can). ``overwrite=True`` prepares again even when a prepared folder
@@ -201,9 +204,10 @@ def train(
     master_addr: str = "127.0.0.1",
     master_port: int = 29500,
 ) -> "TrainResult":
-    """Train (SFT or DPO by ``config.trainer_type``); returns the run folder, model folder and final metrics.
+    """Train (SFT, DPO or KTO by ``config.trainer_type``); returns the run folder, model folder and final metrics.
 
-    ``resume``: ``"latest"`` or a checkpoint folder. ``progress``: ``True`` prints timestamped progress lines
+    ``resume``: ``"latest"`` or a checkpoint folder; a finished run resumed with a larger ``train.max_iters`` trains
+    the extra steps, without one nothing is trained and the run is returned as it is. ``progress``: ``True`` prints timestamped progress lines
     to stderr, ``"live"`` a live progress display (on a terminal), ``False`` nothing. ``nproc`` x ``nnodes``
     above 1 runs DDP through torchrun. ``trust_formatting_func=True`` allows the function the config names in
     ``data.formatting_func`` to be imported and run (a config alone never can).
@@ -233,8 +237,16 @@ def evaluate(
     write: bool = True,
     trust_formatting_func: bool = False,
     progress: bool = False,
+    harness: str | Sequence[str] | None = None,
+    num_fewshot: int | None = None,
+    limit: int | None = None,
+    chat_template: bool = True,
 ) -> "EvalResult":
     """The figures ``sftkit eval`` reports (eval_loss, eval_perplexity, ..., exact_match when there are references).
+
+    ``harness``: lm-evaluation-harness tasks instead (names such as ``"arc_easy,hellaswag"`` or task YAML files; the
+    ``lm-eval`` package), figures named ``<task>.<metric>``; ``num_fewshot``, ``limit`` (rows per task) and
+    ``chat_template`` (prompts through the trained format, the default) apply to them.
 
     The result reads as a dict of the figures (``result["eval_loss"]``); with ``compare``, the base model's
     figures are under ``result["base"]``. It also holds the predictions and where the JSON was written.
@@ -256,6 +268,10 @@ def evaluate(
         write=write,
         trust_formatting_func=trust_formatting_func,
         console=_console(progress),
+        harness=[t for t in harness.split(",")] if isinstance(harness, str) else list(harness) if harness else None,
+        num_fewshot=num_fewshot,
+        limit=limit,
+        chat_template=chat_template,
     )
 
 
@@ -289,8 +305,10 @@ class Model:
         prompts: Any,
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        max_new_tokens: int = DEFAULTS.max_new_tokens,
-        temperature: float = DEFAULTS.temperature,
+        max_new_tokens: int | None = None,
+        max_length: int | None = None,
+        do_sample: bool | None = None,
+        temperature: float | None = None,
         top_p: float = DEFAULTS.top_p,
         top_k: int = DEFAULTS.top_k,
         repetition_penalty: float = DEFAULTS.repetition_penalty,
@@ -298,18 +316,74 @@ class Model:
     ) -> Any:
         """One prompt -> one response; a list -> responses in order, ``batch_size`` prompts per forward pass.
 
-        A prompt is an instruction string or a list of chat messages. Greedy unless ``temperature > 0``.
+        A prompt is an instruction string or a list of chat messages. Greedy unless ``temperature > 0``
+        (or ``do_sample=True``; ``do_sample=False`` is greedy whatever the temperature). The response is at most
+        ``max_new_tokens`` tokens (default 256), or, given ``max_length`` instead, ``max_length`` minus the
+        prompt's own tokens (transformers' meaning: prompt and response together); ``max_new_tokens`` wins
+        when both are given.
         """
         from sftkit.sampling import GenerationStats, SamplingOptions
 
-        single = isinstance(prompts, str) or (
-            isinstance(prompts, list) and bool(prompts) and isinstance(prompts[0], dict)
+        single = isinstance(prompts, str) or (isinstance(prompts, list) and bool(prompts) and isinstance(prompts[0], dict))
+        options = SamplingOptions.from_keywords(
+            max_new_tokens=max_new_tokens,
+            max_length=max_length,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            repetition_penalty=repetition_penalty,
+            seed=seed,
         )
-        options = SamplingOptions(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         stats = GenerationStats()
         out = list(self.generate_iter([prompts] if single else list(prompts), batch_size=batch_size, options=options, stats=stats))
         self.last_stats = stats
         return out[0] if single else out
+
+    def generate_response(self, instruction: str | list[dict[str, str]], max_length: int | None = None, **sampling: Any) -> str:
+        """One response to one instruction: :meth:`generate` with ``max_length`` (prompt and response tokens
+        together, as transformers counts it) and the sampling keywords of :meth:`generate`."""
+        if not isinstance(instruction, str) and not (isinstance(instruction, list) and instruction and isinstance(instruction[0], dict)):
+            raise SftkitError(
+                f"generate_response takes one instruction (a string or a list of chat messages), got {type(instruction).__name__}",
+                hint="for several instructions use batch_generate([...])",
+                exit_code=EXIT_USAGE,
+            )
+        return self.generate(instruction, max_length=max_length, **_sampling(sampling, "generate_response"))
+
+    def batch_generate(self, instructions: Sequence[Any], max_length: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, **sampling: Any) -> list[str]:
+        """Responses to several instructions, in order, ``batch_size`` per forward pass: :meth:`generate` with
+        ``max_length`` counted for each prompt on its own (prompt and response tokens together)."""
+        if isinstance(instructions, (str, dict)) or (isinstance(instructions, list) and instructions and isinstance(instructions[0], dict)):
+            raise SftkitError(
+                "batch_generate takes a list of instructions, got a single one",
+                hint="wrap it in a list, or use generate_response for one instruction",
+                exit_code=EXIT_USAGE,
+            )
+        return self.generate(list(instructions), batch_size=batch_size, max_length=max_length, **_sampling(sampling, "batch_generate"))
+
+    def evaluate_model(self, eval_dataset: Any = None, *, batch_size: int | None = None, trust_formatting_func: bool = False) -> dict[str, float]:
+        """eval_loss, eval_perplexity, eval_runtime and eval_samples_per_second of this model, on the run's
+        validation split or on ``eval_dataset`` (a data file, a ``datasets.Dataset`` or a list of rows in any
+        format ``prepare`` reads), prepared as training prepared its data; nothing is written.
+
+        :func:`evaluate` gives the generation figures (exact match, chrF, ...) too and writes them to the run.
+        """
+        from sftkit.evaluation import evaluate_loaded
+
+        return evaluate_loaded(self.loaded, data=eval_dataset, batch_size=batch_size, trust_formatting_func=trust_formatting_func)
+
+    def save_model(self, output_dir: str | Path | None = None, *, overwrite: bool = False) -> Path:
+        """Save this model as it is (a LoRA adapter stays an adapter) with its tokenizer and ``sft_metadata.json``
+        (the template it is used with, so :func:`load` of the folder generates alike); returns the folder.
+
+        Without ``output_dir``: the run or model folder it was loaded from, which already holds it (nothing is
+        written). A non-empty ``output_dir`` is replaced only with ``overwrite=True``. Adapters are not merged:
+        :func:`export_model` writes a standalone merged model.
+        """
+        from sftkit.export import save
+
+        return save(self.loaded, output_dir, overwrite=overwrite)
 
     def generate_iter(
         self,
@@ -335,6 +409,25 @@ class Model:
         return ChatSession(self.loaded, options, system)
 
 
+#: the sampling keywords :meth:`Model.generate` takes besides the prompts, ``batch_size`` and ``max_length``
+SAMPLING_KEYWORDS = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty", "seed")
+
+
+def _sampling(keywords: dict[str, Any], where: str) -> dict[str, Any]:
+    """``keywords`` when each is one :meth:`Model.generate` takes, else an error naming the first that is not."""
+    for name in keywords:
+        if name not in SAMPLING_KEYWORDS:
+            import difflib
+
+            close = difflib.get_close_matches(name, SAMPLING_KEYWORDS, n=1)
+            raise SftkitError(
+                f"{where}: unknown keyword {name!r}",
+                hint=f"did you mean {close[0]}?" if close else f"sftkit's generation takes max_length, {', '.join(SAMPLING_KEYWORDS)}",
+                exit_code=EXIT_USAGE,
+            )
+    return keywords
+
+
 def load(run_or_model: str | Path, *, template: str | None = None, device: str | None = None) -> Model:
     """Load a run folder, a model folder or a Hub id for generation (adapters on top of their base)."""
     from sftkit.generation import load as _load
@@ -354,9 +447,15 @@ def export_model(
     push_to_hub: str | None = None,
     public: bool = False,
     progress: bool = False,
+    format: str = "hf",
+    quant: str | None = None,
 ) -> "ExportResult":
-    """Merge adapters and write a standalone model folder (checked against the un-merged model's logits)."""
-    from sftkit.export import DEFAULT_TOLERANCE
+    """Merge adapters and write a standalone model folder (checked against the un-merged model's logits).
+
+    ``format="gguf"``: one GGUF file (``quant``: f16 by default, f32, bf16, q8_0) with the tokenizer and the trained
+    chat template, checked by loading it back; ``"ollama"``: the same plus a ``Modelfile``. ``tolerance`` None: 1e-3
+    (largest logit difference) for ``hf``, the quantisation's own (mean KL divergence) for GGUF.
+    """
     from sftkit.export import export as _export
 
     return _export(
@@ -366,8 +465,58 @@ def export_model(
         max_shard_size=max_shard_size,
         overwrite=overwrite,
         check=check,
-        tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+        tolerance=tolerance,
         push_to_hub=push_to_hub,
         public=public,
         console=_console(progress),
+        format=format,
+        quant=quant,
     )
+
+
+# -- looking at runs ----------------------------------------------------------------------------------
+
+
+def list_runs(folder: str | Path = "runs") -> list[dict[str, Any]]:
+    """Every run folder in ``folder``, oldest start first: name, state (running, failed, interrupted, finished,
+    killed), steps, last logged train loss, eval loss, start, duration and the main settings."""
+    from sftkit.runs import list_runs as _list_runs
+
+    return _list_runs(folder)
+
+
+def show_run(run: str | Path, *, image: bool = False) -> dict[str, Any]:
+    """One run's summary (as :func:`list_runs` gives it) with its loss history under ``history``
+    (``{"train": [[step, loss], ...], "eval": [...]}``). ``image=True`` also draws ``loss.png`` in the run folder
+    (needs matplotlib: ``pip install 'sftkit[plot]'``)."""
+    from sftkit.runs import find_run, save_loss_plot
+    from sftkit.runs import show_run as _show_run
+
+    if image:
+        save_loss_plot(find_run(run))
+    return _show_run(run)
+
+
+def compare_runs(runs: Sequence[str | Path]) -> dict[str, Any]:
+    """Runs side by side: ``config`` maps each key whose value differs to the values (in the order given),
+    ``metrics`` each figure to the values; ``history`` holds each run's loss history."""
+    from sftkit.runs import compare_runs as _compare_runs
+
+    return _compare_runs(list(runs))
+
+
+# -- shell completion ---------------------------------------------------------------------------------
+
+
+def completion_script(shell: str) -> str:
+    """The completion script for ``bash``, ``zsh`` or ``fish``, generated from the installed command tree."""
+    from sftkit.completion import script
+
+    return script(shell)
+
+
+def install_completion(shell: str) -> tuple[Path, str]:
+    """Write the completion script where ``shell`` loads it from; returns the file and what to do next."""
+    from sftkit.completion import install
+
+    return install(shell)

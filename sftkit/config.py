@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from sftkit.errors import Problem
 
-TrainerType = Literal["sft", "dpo"]
+TrainerType = Literal["sft", "dpo", "kto"]
 #: weight dtypes a model can be loaded or exported in (``auto``: the checkpoint's own or the precision's)
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 TrackingBackend = Literal["trackio", "tensorboard", "wandb", "none"]
@@ -26,9 +26,24 @@ Scheduler = Literal[
     "polynomial",
     "inverse_sqrt",
     "warmup_stable_decay",
+    "cosine_with_min_lr",
+    "cosine_warmup_with_min_lr",
+    "reduce_lr_on_plateau",
+    "greedy",
 ]
+"""transformers' ``SchedulerType`` names (``lr_scheduler_type``)."""
 #: schedulers that can end at ``train.min_lr`` instead of zero
-MIN_LR_SCHEDULERS = ("cosine",)
+MIN_LR_SCHEDULERS = ("cosine", "cosine_with_min_lr", "cosine_warmup_with_min_lr")
+#: schedulers that end at a floor they must be given: ``train.min_lr`` or ``train.scheduler_kwargs.min_lr_rate``
+FLOOR_SCHEDULERS = ("cosine_with_min_lr", "cosine_warmup_with_min_lr")
+#: ``data.chat_template_kwargs`` that are arguments of ``apply_chat_template`` itself, which sftkit sets
+CHAT_TEMPLATE_CALL_ARGS = (
+    "messages", "conversation", "tools", "documents", "chat_template", "add_generation_prompt", "continue_final_message",
+    "tokenize", "padding", "truncation", "max_length", "return_tensors", "return_dict", "return_assistant_tokens_mask",
+    "tokenizer_kwargs",
+)
+#: ``ddp_backend`` values transformers accepts
+DdpBackend = Literal["nccl", "gloo", "mpi", "xccl", "hccl", "cncl", "mccl"]
 DataFormat = Literal[
     "auto",
     "alpaca",
@@ -44,6 +59,9 @@ DataFormat = Literal[
     "dpo",
     "sharegpt_dpo",
     "hh",
+    "chosen_rejected",
+    "kto",
+    "sharegpt_kto",
 ]
 
 
@@ -62,7 +80,7 @@ class Section(BaseModel):
 
 class ModelConfig(Section):
     name: str | None = None
-    """Model to fine-tune: a Hub id (``HuggingFaceTB/SmolLM3-3B``), a local folder, a ``.gguf`` file, or ``builtin:tiny`` (a ~1M-parameter model sftkit builds offline)."""
+    """Model to fine-tune: a Hub id (``HuggingFaceTB/SmolLM3-3B``), a local folder, a ``.gguf`` file, or ``builtin:tiny`` (a ~1M-parameter model sftkit builds offline). A run's ``model/`` folder starts a new run from what that run produced (a LoRA adapter is merged into its base model first)."""
 
     revision: str | None = None
     """Hub revision (branch, tag or commit) of the model."""
@@ -88,10 +106,14 @@ class ModelConfig(Section):
     chat_template: str | None = None
     """A Jinja chat template (string or path to a ``.jinja`` file) that replaces the tokenizer's own."""
 
+    license: str | None = None
+    """License stated in the fine-tuned model's card, as the Hub names licenses (``apache-2.0``, ``mit``, ``other``);
+    default: the one the base model's card or config states, else ``other``."""
+
 
 class DataConfig(Section):
     dataset: str | None = None
-    """Training data: a local file (JSONL, JSON, CSV, Parquet, optionally ``.gz``), a folder saved by ``datasets``, a Hub dataset id, or ``builtin:tiny``."""
+    """Training data: a local file (JSONL, JSON, CSV, Parquet, ``.txt`` for continued pre-training, optionally ``.gz``), a folder saved by ``datasets``, a Hub dataset id, ``builtin:tiny``, or an entry of a LLaMA-Factory registry, ``path/to/dataset_info.json#name`` (its file, formatting, columns and tags)."""
 
     config_name: str | None = None
     """Hub dataset configuration (subset) name."""
@@ -111,6 +133,10 @@ class DataConfig(Section):
     validation_fraction: float = Field(0.0, ge=0.0, lt=1.0)
     """Fraction of training rows carved out (seeded by ``train.seed``) for validation when no validation data is given."""
 
+    text_split: Literal["line", "paragraph"] = "line"
+    """How a ``.txt`` file is cut into documents (raw text for continued pre-training): ``line``, one document per
+    line, or ``paragraph``, one per block of lines separated by blank lines. Blank lines are never documents."""
+
     format: DataFormat = "auto"
     """Row format; ``auto`` detects it from the columns. Force one when detection picks wrong."""
 
@@ -118,13 +144,18 @@ class DataConfig(Section):
     """Rename source columns before format detection, e.g. ``{question_text: instruction, answer_text: output}``."""
 
     template: str = "auto"
-    """How rows become text: ``auto`` (the tokenizer's chat template, else ``chatml``), ``chat``, ``chatml``, ``alpaca``, ``arabic``, or a custom string with ``{instruction}``, ``{input}`` and ``{response}``."""
+    """How rows become text: ``auto`` (the tokenizer's chat template, else ``chatml``), ``chat``, ``chatml``, ``alpaca``, ``arabic``, or a custom string with ``{instruction}``, ``{input}`` and ``{response}`` (without ``{response}``, the response follows the string)."""
 
     response_marker: str | None = None
     """Text that starts the response in a custom template; everything up to and including it is masked from the loss."""
 
     system_prompt: str | None = None
     """A system message added to every conversation that has none."""
+
+    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Variables the chat template is rendered with, e.g. ``{enable_thinking: false}`` (SmolLM3's and Qwen3's no-think
+    mode) or ``{reasoning_effort: low}`` (gpt-oss). Used wherever sftkit renders the chat template (``prepare``,
+    ``eval``, ``generate``) and kept as defaults in the saved model's template. Chat templates only."""
 
     completion_only_loss: bool = True
     """Train only on the response tokens (and EOS), masking the prompt. Set false to train on everything."""
@@ -183,7 +214,7 @@ class TrainConfig(Section):
     """Warm-up as a fraction of all training steps. Use this or ``train.warmup_steps``, not both."""
 
     max_iters: int | None = Field(None, gt=0)
-    """Total optimiser steps. When set it overrides ``train.num_train_epochs``."""
+    """Total optimiser steps. When set it overrides ``train.num_train_epochs``. Raised above the steps a finished run trained, ``--resume`` trains that run further."""
 
     num_train_epochs: float = Field(1.0, gt=0)
     """Passes over the training data (used when ``train.max_iters`` is not set)."""
@@ -214,10 +245,16 @@ class TrainConfig(Section):
     """Adam epsilon."""
 
     scheduler: Scheduler = "cosine"
-    """Learning-rate schedule after warm-up."""
+    """Learning-rate schedule after warm-up, as transformers names it (``cosine``, ``linear``, ``cosine_with_min_lr``, ...)."""
+
+    scheduler_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Extra arguments of the schedule as transformers takes them (``lr_scheduler_kwargs``): ``num_cycles``
+    (``cosine_with_restarts``), ``lr_end`` and ``power`` (``polynomial``), ``min_lr_rate`` (``cosine_with_min_lr``:
+    the floor as a fraction of the learning rate), ``num_decay_steps`` (``warmup_stable_decay``), ...
+    ``sftkit train --dry-run`` builds the schedule with them."""
 
     min_lr: float = Field(0.0, ge=0)
-    """Learning rate the cosine schedule ends at (0 decays to zero)."""
+    """Learning rate the cosine schedules end at (0 decays to zero)."""
 
     fp16: bool = False
     """Mixed precision in float16 (CUDA). Not together with ``train.bf16``."""
@@ -254,6 +291,10 @@ class TrainConfig(Section):
     metric_for_best_model: str = "eval_loss"
     """Metric for best-model selection; lower is better for losses, higher for anything else."""
 
+    greater_is_better: bool | None = None
+    """Whether a higher ``train.metric_for_best_model`` is better. Unset: lower is better for a metric with ``loss``
+    in its name, higher for anything else."""
+
     use_cpu: bool = False
     """Train on the CPU even when a GPU is present."""
 
@@ -262,6 +303,16 @@ class TrainConfig(Section):
 
     deepspeed: str | None = None
     """Path to a DeepSpeed JSON config; multi-GPU runs."""
+
+    ddp_backend: DdpBackend | None = None
+    """Process-group backend of a multi-process run (``--nproc``). Unset: ``nccl`` on GPUs, ``gloo`` on CPUs."""
+
+    ddp_find_unused_parameters: bool | None = None
+    """Let DDP look for parameters that got no gradient in a step (slower; needed only by models that skip some).
+    Unset: transformers' choice (off with gradient checkpointing)."""
+
+    tf32: bool | None = None
+    """TensorFloat-32 matrix multiplications (Ampere or newer GPUs). Unset: torch's default."""
 
 
 class LoraConfig(Section):
@@ -313,6 +364,31 @@ class DpoConfig(Section):
     """Probability that a preference label is flipped (robust DPO)."""
 
 
+class KtoConfig(Section):
+    beta: float = 0.1
+    """Strength of the pull towards the reference model (higher stays closer)."""
+
+    loss_type: Literal["kto", "apo_zero_unpaired"] = "kto"
+    """KTO loss as TRL names it: ``kto`` (the KTO paper, with its KL reference point: needs ``train.batch_size`` of 2
+    or more and rows read in a fixed order) or ``apo_zero_unpaired`` (unpaired APO-zero, no KL term)."""
+
+    desirable_weight: float = Field(1.0, gt=0)
+    """Weight of the loss on rows labelled desirable (``label: true``). With unequal counts, keep
+    ``desirable_weight x desirable rows / (undesirable_weight x undesirable rows)`` between 1 and 4/3 (the KTO paper)."""
+
+    undesirable_weight: float = Field(1.0, gt=0)
+    """Weight of the loss on rows labelled undesirable (``label: false``)."""
+
+    max_prompt_length: int = Field(512, gt=0)
+    """Prompts are truncated (keeping their end) to this many tokens."""
+
+    max_length: int = Field(1024, gt=0)
+    """Longest prompt + response in tokens."""
+
+    ref_model: str | None = None
+    """A separate reference model; default: the starting model itself (with LoRA: the base with adapters disabled)."""
+
+
 class TrackingConfig(Section):
     enabled: bool = True
     """Log metrics to an experiment tracker (besides the run folder's ``metrics.jsonl``)."""
@@ -335,13 +411,15 @@ class TrackingConfig(Section):
 
 class RunConfig(Section):
     trainer_type: TrainerType = "sft"
-    """``sft`` (supervised fine-tuning) or ``dpo`` (direct preference optimisation)."""
+    """``sft`` (supervised fine-tuning), ``dpo`` (direct preference optimisation on chosen/rejected pairs) or ``kto``
+    (Kahneman-Tversky optimisation on answers labelled desirable or undesirable)."""
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
     dpo: DpoConfig = Field(default_factory=DpoConfig)
+    kto: KtoConfig = Field(default_factory=KtoConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     _formatting_func_trusted: bool = PrivateAttr(default=False)
@@ -380,7 +458,7 @@ class RunConfig(Section):
         if t.min_lr and t.scheduler not in MIN_LR_SCHEDULERS:
             out.append(
                 Problem(
-                    f"min_lr is only honoured by the cosine schedule, not {t.scheduler!r}",
+                    f"min_lr is only honoured by the cosine schedules ({', '.join(MIN_LR_SCHEDULERS)}), not {t.scheduler!r}",
                     key="train.min_lr",
                     hint="set train.scheduler=cosine or train.min_lr=0",
                 )
@@ -393,6 +471,7 @@ class RunConfig(Section):
                     hint="lower train.min_lr",
                 )
             )
+        out += self._schedule_problems()
         if t.group_by_length and self.data.packing:
             out.append(
                 Problem(
@@ -432,6 +511,8 @@ class RunConfig(Section):
                         hint="lower dpo.max_prompt_length",
                     )
                 )
+        if self.trainer_type == "kto":
+            out += self._kto_problems()
         if not self.model.name and complete:
             out.append(Problem("no model is set", key="model.name", hint="set model.name to a Hub id or a local folder, or start from a preset"))
         if self.data.dataset and self.data.train_file:
@@ -460,6 +541,89 @@ class RunConfig(Section):
                     "best-model selection needs validation data",
                     key="train.load_best_model_at_end",
                     hint="set data.validation_fraction (e.g. 0.05), data.validation_file or data.validation_split",
+                )
+            )
+        return out
+
+    def _kto_problems(self) -> list[Problem]:
+        """The rules of ``trainer_type: kto`` (TRL's KTOTrainer would refuse these or train on a wrong KL term)."""
+        out: list[Problem] = []
+        k, t = self.kto, self.train
+        if k.beta <= 0:
+            out.append(Problem(f"beta must be > 0, got {k.beta:g}", key="kto.beta", hint="0.1 is the usual value"))
+        if k.max_length > self.model.max_seq_length:
+            out.append(
+                Problem(
+                    f"kto.max_length ({k.max_length}) exceeds model.max_seq_length ({self.model.max_seq_length})",
+                    key="kto.max_length",
+                    hint="lower kto.max_length or raise model.max_seq_length",
+                )
+            )
+        if k.max_prompt_length >= k.max_length:
+            out.append(
+                Problem(
+                    f"max_prompt_length ({k.max_prompt_length}) leaves no room for a response in max_length ({k.max_length})",
+                    key="kto.max_prompt_length",
+                    hint="lower kto.max_prompt_length",
+                )
+            )
+        if k.loss_type == "kto" and t.batch_size < 2:
+            out.append(
+                Problem(
+                    f"KTO's KL term is estimated from the other rows of a batch: train.batch_size must be 2 or more, got {t.batch_size}",
+                    key="train.batch_size",
+                    hint="set train.batch_size=2 or more (lower train.gradient_accumulation_steps to keep the effective batch), "
+                    "or kto.loss_type=apo_zero_unpaired, which has no KL term",
+                )
+            )
+        if k.loss_type == "kto" and t.group_by_length:
+            out.append(
+                Problem(
+                    "KTO's KL term pairs each row with its neighbours in a fixed-order batch; grouping by length would break that",
+                    key="train.group_by_length",
+                    hint="set train.group_by_length=false (or kto.loss_type=apo_zero_unpaired)",
+                )
+            )
+        return out
+
+    def _schedule_problems(self) -> list[Problem]:
+        """The learning-rate schedule's floor and the chat template's variables."""
+        out: list[Problem] = []
+        t, kwargs = self.train, self.train.scheduler_kwargs
+        if "min_lr" in kwargs:
+            out.append(Problem("the schedule's floor is train.min_lr", key="train.scheduler_kwargs", hint="move min_lr out of train.scheduler_kwargs into train.min_lr"))
+        if t.min_lr and kwargs.get("min_lr_rate") is not None:
+            out.append(
+                Problem(
+                    "the schedule's floor is given twice: train.min_lr and train.scheduler_kwargs.min_lr_rate",
+                    key="train.min_lr, train.scheduler_kwargs",
+                    hint="keep one: train.min_lr=0, or remove min_lr_rate",
+                )
+            )
+        if t.scheduler in FLOOR_SCHEDULERS and not t.min_lr and kwargs.get("min_lr_rate") is None and "min_lr" not in kwargs:
+            out.append(
+                Problem(
+                    f"the {t.scheduler} schedule needs the learning rate it ends at",
+                    key="train.min_lr",
+                    hint="set train.min_lr (e.g. 1e-6) or train.scheduler_kwargs={min_lr_rate: 0.1}",
+                )
+            )
+        if t.scheduler == "reduce_lr_on_plateau" and not self.has_validation:
+            out.append(
+                Problem(
+                    "reduce_lr_on_plateau lowers the learning rate when the validation loss stops improving: it needs validation data",
+                    key="train.scheduler",
+                    hint="set data.validation_fraction (e.g. 0.05), data.validation_file or data.validation_split",
+                )
+            )
+        reserved = sorted(set(self.data.chat_template_kwargs) & set(CHAT_TEMPLATE_CALL_ARGS))
+        if reserved:
+            out.append(
+                Problem(
+                    f"{', '.join(reserved)} {'is an argument' if len(reserved) == 1 else 'are arguments'} of apply_chat_template "
+                    "that sftkit sets itself, not a template variable",
+                    key="data.chat_template_kwargs",
+                    hint=f"remove {', '.join(reserved)} from data.chat_template_kwargs",
                 )
             )
         return out

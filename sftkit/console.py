@@ -38,10 +38,11 @@ console = _make_console()
 
 
 def status(console_or_none: Console | None, text: str):
-    """``console.status(text)`` when a console is given, else nothing: library code prints only when asked."""
-    import contextlib
+    """A step shown while it runs (:func:`sftkit.progress.task`: a spinner on a terminal, plain lines elsewhere)
+    when a console is given, else nothing: library code prints only when asked."""
+    from sftkit.progress import task
 
-    return console_or_none.status(text) if console_or_none is not None else contextlib.nullcontext()
+    return task(console_or_none, text.removesuffix("…"))
 
 
 def debug_enabled() -> bool:

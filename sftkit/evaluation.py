@@ -7,7 +7,8 @@
   with ``data.completion_only_loss`` the answers only), over all rows; ``eval_perplexity`` is its exp;
   ``eval_runtime`` (seconds of that pass) and ``eval_samples_per_second``. For a DPO run the trained
   tokens are the chosen answers', and ``eval_preference_accuracy`` is how often the model gives the chosen
-  answer a higher log-probability than the rejected one;
+  answer a higher log-probability than the rejected one. For a KTO run they are the desirable answers', and
+  ``eval_undesirable_loss`` is the same measure over the undesirable ones;
 - when rows carry a reference answer (the last assistant message after a prompt): greedy generation for
   each prompt and ``exact_match`` (stripped texts equal), ``contains`` (the stripped reference occurs in
   the response), ``chrf`` and ``bleu`` (sacrebleu corpus scores, 0-100; BLEU with effective order, so
@@ -24,7 +25,7 @@ import json
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,13 +50,16 @@ class EvalRows:
     description: str
     trainer_type: str
     rows: list[dict[str, Any]]
-    """SFT: input_ids, labels, messages; DPO: prompt_ids, chosen_ids, rejected_ids, messages."""
+    """SFT: input_ids, labels, messages; DPO: prompt_ids, chosen_ids, rejected_ids, messages; KTO: prompt_ids,
+    completion_ids, label, messages."""
 
     def references(self) -> list[tuple[list[dict[str, Any]], str]]:
         """(prompt messages, reference answer) of each row that has both."""
         out = []
         for row in self.rows:
             messages = json.loads(row["messages"]) if isinstance(row["messages"], str) else row["messages"]
+            if row.get("label") is False:  # a KTO answer labelled undesirable is no reference to match
+                continue
             if len(messages) >= 2 and messages[-1]["role"] == "assistant" and any(m["role"] == "user" for m in messages[:-1]):
                 out.append((messages[:-1], messages[-1]["content"]))
         return out
@@ -119,8 +123,15 @@ def evaluate(
     write: bool = True,
     trust_formatting_func: bool = False,
     console: Any = None,
+    harness: list[str] | None = None,
+    num_fewshot: int | None = None,
+    limit: int | None = None,
+    chat_template: bool = True,
 ) -> EvalResult:
     """Evaluate a run (or a model folder / Hub id, with ``data``); see the module docstring.
+
+    ``harness``: lm-evaluation-harness tasks (names or task YAML files) to run instead, with ``num_fewshot``,
+    ``limit`` (rows per task) and ``chat_template`` (prompts through the trained format); see :mod:`sftkit.harness`.
 
     ``compare``: a base model (Hub id, folder, ``builtin:tiny``) or ``"base"`` for the model the run started
     from. ``batch_size``: rows per forward pass and per generation batch (default: the run's eval batch
@@ -129,6 +140,8 @@ def evaluate(
     unless ``write`` is False. ``trust_formatting_func``: the run's ``data.formatting_func`` may be imported and
     run (without it such a run is refused before anything is loaded).
     """
+    if harness or num_fewshot is not None or limit is not None or not chat_template:
+        return _harness(target, harness, data, split, generate, max_new_tokens, compare, template, batch_size, num_fewshot, limit, chat_template, output, write, console)
     info = locate(target)
     if data is None and info.run_dir is None:
         raise SftkitError(f"{target} is not a run folder, so it has no validation split", hint="give rows to evaluate on as data (sftkit eval --data FILE)")
@@ -163,6 +176,77 @@ def evaluate(
 
         atomic_write_text(result.path, json.dumps(result.as_dict(), indent=2, ensure_ascii=False) + "\n")
     return result
+
+
+def evaluate_loaded(
+    model: LoadedModel,
+    *,
+    data: Any = None,
+    split: str | None = None,
+    batch_size: int | None = None,
+    trust_formatting_func: bool = False,
+) -> dict[str, float]:
+    """The loss figures (eval_loss, eval_perplexity, eval_runtime, eval_samples_per_second, ...) of a model
+    already loaded, on rows prepared exactly as :func:`evaluate` prepares them; nothing is written.
+
+    ``data``: None (the run's validation split), a data file, a folder or Hub id, or the rows themselves (a
+    ``datasets.Dataset`` or a list of dicts in any format ``prepare`` reads).
+    """
+    info = model.info
+    if data is None and info.run_dir is None:
+        raise SftkitError(
+            f"{info.model_dir} is not a run folder, so it has no validation split",
+            hint="give rows to evaluate on: a data file, a datasets.Dataset or a list of rows",
+        )
+    template = model.template if model.template != info.template else None
+    cfg = _config(info, str(info.model_dir), template).trusting_formatting_func(trust_formatting_func)
+    if cfg.data.formatting_func:
+        from sftkit.data.custom import require_trust
+
+        require_trust(cfg.data.formatting_func, cfg.formatting_func_trusted)
+    if batch_size is not None and batch_size < 1:
+        raise SftkitError(f"batch_size must be at least 1, got {batch_size}", exit_code=EXIT_USAGE)
+    batch_size = batch_size or cfg.train.eval_batch_size or cfg.train.batch_size or 8
+    with tempfile.TemporaryDirectory(prefix="sftkit-eval-rows-") as tmp:
+        if data is not None and not isinstance(data, (str, Path)):
+            data = _rows_file(data, Path(tmp) / "eval_dataset.jsonl")
+        rows = eval_rows(cfg, info, model.tokenizer, data=str(data) if data is not None else None, split=split)
+    return loss_metrics(model, rows, batch_size)
+
+
+def _rows_file(rows: Any, path: Path) -> Path:
+    """Rows given in memory (a ``datasets.Dataset``, a list of dicts) written as JSON lines, to be prepared like a file."""
+    if hasattr(rows, "to_list"):
+        rows = rows.to_list()
+    if isinstance(rows, Mapping) or not isinstance(rows, (list, tuple)):
+        raise SftkitError(
+            f"eval_dataset is a {type(rows).__name__}, not rows",
+            hint="give a data file, a datasets.Dataset or a list of dicts",
+            exit_code=EXIT_USAGE,
+        )
+    with path.open("w", encoding="utf-8") as f:
+        for n, row in enumerate(rows, 1):
+            try:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            except (TypeError, ValueError) as e:
+                raise SftkitError(f"eval_dataset row {n} cannot be written as JSON ({e})", hint="give rows of text, numbers, lists and dicts") from None
+    return path
+
+
+def _harness(target: str, harness: list[str] | None, data: str | None, split: str | None, generate: bool, max_new_tokens: int | None, compare: str | None, template: str | None,
+             batch_size: int | None, num_fewshot: int | None, limit: int | None, chat_template: bool, output: Path | None, write: bool, console: Any) -> EvalResult:  # fmt: skip
+    """:func:`evaluate` with harness tasks: the options of sftkit's own measures do not apply."""
+    if not harness:
+        raise SftkitError("num_fewshot, limit and chat_template=False apply to harness tasks", hint="name the tasks: --harness TASK[,TASK...]", exit_code=EXIT_USAGE)
+    for given, name in ((data is not None, "data"), (split is not None, "split"), (not generate, "generate=False"), (max_new_tokens is not None, "max_new_tokens")):
+        if given:
+            raise SftkitError(f"{name} applies to sftkit's own measures, not to harness tasks", hint="run them in two commands", exit_code=EXIT_USAGE)
+    from sftkit.harness import evaluate_harness
+
+    return evaluate_harness(
+        target, harness, compare=compare, template=template, batch_size=batch_size, num_fewshot=num_fewshot, limit=limit,
+        chat_template=chat_template, output=output, write=write, console=console,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- config and rows
@@ -200,6 +284,8 @@ def _config(info: RunInfo, target: str, template: str | None) -> Any:
         overrides["data.system_prompt"] = meta["system_prompt"]
     if meta.get("response_marker") and not template:
         overrides["data.response_marker"] = meta["response_marker"]
+    if meta.get("chat_template_kwargs") and not template:
+        overrides["data.chat_template_kwargs"] = meta["chat_template_kwargs"]
     return resolve_config(overrides=overrides, check=False).config
 
 
@@ -267,7 +353,7 @@ def _base_name(compare: str, info: RunInfo) -> str:
 
 def _check_vocab(model: LoadedModel, rows: EvalRows, name: str) -> None:
     size = model.model.get_input_embeddings().num_embeddings
-    keys = ("input_ids",) if rows.trainer_type == "sft" else ("prompt_ids", "chosen_ids", "rejected_ids")
+    keys = {"sft": ("input_ids",), "dpo": ("prompt_ids", "chosen_ids", "rejected_ids"), "kto": ("prompt_ids", "completion_ids")}[rows.trainer_type]
     top = max((max(r[k]) for r in rows.rows for k in keys if r[k]), default=0)
     if top >= size:
         raise SftkitError(
@@ -280,13 +366,16 @@ def _check_vocab(model: LoadedModel, rows: EvalRows, name: str) -> None:
 
 
 def _measure(model: LoadedModel, rows: EvalRows, label: str, batch_size: int, max_new_tokens: int | None, generate: bool, console: Any) -> EvalResult:
-    with status(console, f"computing the loss of {label} on {len(rows.rows)} rows…"):
-        metrics = loss_metrics(model, rows, batch_size)
+    from sftkit.progress import task
+
+    pairs = rows.trainer_type == "dpo"  # the chosen and the rejected answer of each row: two sequences
+    with task(console, f"computing the loss of {label}", total=len(rows.rows) * (2 if pairs else 1), unit="sequences" if pairs else "rows"):
+        metrics = loss_metrics(model, rows, batch_size)  # counted batch by batch into the task shown
     predictions: list[dict[str, Any]] = []
     refs = rows.references() if generate else []
     if refs:
-        with status(console, f"generating {len(refs)} answers with {label}…"):
-            gen_metrics, predictions = generation_metrics(model, refs, batch_size, max_new_tokens)
+        with task(console, f"generating answers with {label}", total=len(refs), unit="answers") as shown:
+            gen_metrics, predictions = generation_metrics(model, refs, batch_size, max_new_tokens, progress=shown.advance)
         metrics.update(gen_metrics)
     return EvalResult(label, rows.description, rows.name, len(rows.rows), metrics, predictions)
 
@@ -300,9 +389,14 @@ def loss_metrics(model: LoadedModel, rows: EvalRows, batch_size: int) -> dict[st
 
 
 def generation_metrics(
-    model: LoadedModel, refs: list[tuple[list[dict[str, Any]], str]], batch_size: int, max_new_tokens: int | None = None
+    model: LoadedModel,
+    refs: list[tuple[list[dict[str, Any]], str]],
+    batch_size: int,
+    max_new_tokens: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Greedy answers to each prompt against its reference: exact match, contains, chrF and BLEU (sacrebleu)."""
+    """Greedy answers to each prompt against its reference: exact match, contains, chrF and BLEU (sacrebleu).
+    ``progress(n)`` is called as each batch's ``n`` answers are done."""
     import sacrebleu
 
     prompts = [p for p, _ in refs]
@@ -311,7 +405,11 @@ def generation_metrics(
         longest = max(len(model.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references)
         max_new_tokens = longest + 16
     started = time.perf_counter()
-    responses = model.generate(prompts, batch_size=batch_size, options=SamplingOptions(max_new_tokens=max_new_tokens))
+    responses = []
+    for response in model.generate_iter(prompts, batch_size=batch_size, options=SamplingOptions(max_new_tokens=max_new_tokens)):
+        responses.append(response)
+        if progress is not None:
+            progress(1)
     runtime = time.perf_counter() - started
     exact = [resp.strip() == ref for resp, ref in zip(responses, references, strict=True)]
     contains = [bool(ref) and ref in resp for resp, ref in zip(responses, references, strict=True)]
@@ -332,4 +430,4 @@ def generation_metrics(
 
 
 
-__all__ = ["EvalResult", "EvalRows", "evaluate", "eval_rows", "generation_metrics", "loss_metrics"]
+__all__ = ["EvalResult", "EvalRows", "eval_rows", "evaluate", "evaluate_loaded", "generation_metrics", "loss_metrics"]

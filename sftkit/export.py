@@ -31,7 +31,7 @@ from sftkit.errors import EXIT_USAGE, SftkitError
 from sftkit.generation import LoadedModel, load
 from sftkit.modeling import quiet_transformers
 from sftkit.version import __version__
-from sftkit.yamlio import check_writable
+from sftkit.yamlio import check_writable, follow_umask
 
 DTYPES = typing.get_args(Dtype)
 #: default largest absolute logit difference accepted between a float32 export and the un-merged model
@@ -69,13 +69,31 @@ def export(
     max_shard_size: str = "5GB",
     overwrite: bool = False,
     check: bool = True,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float | None = DEFAULT_TOLERANCE,
     push_to_hub: str | None = None,
     public: bool = False,
     device: str | None = None,
     console: Any = None,
+    format: str = "hf",
+    quant: str | None = None,
 ) -> ExportResult:
-    """Export ``target`` (a run, model folder or Hub id) to ``output``; see the module docstring."""
+    """Export ``target`` (a run, model folder or Hub id) to ``output``; see the module docstring.
+
+    ``format``: ``hf`` (this module), ``gguf`` or ``ollama`` (:mod:`sftkit.gguf`, quantised as ``quant``; ``tolerance``
+    None: the quantisation's own). ``tolerance`` None for ``hf``: :data:`DEFAULT_TOLERANCE`.
+    """
+    if format != "hf":
+        if dtype != "auto":
+            raise SftkitError(f"dtype applies to Hugging Face exports, not {format}", hint="GGUF weights are chosen with quant (f16, bf16, q8_0 or f32)", exit_code=EXIT_USAGE)
+        from sftkit.gguf import export_gguf
+
+        return export_gguf(  # type: ignore[return-value] - the same fields, and the check's own
+            target, output, format=format, quant=quant, overwrite=overwrite, check=check, tolerance=tolerance,
+            push_to_hub=push_to_hub, public=public, device=device, console=console,
+        )  # fmt: skip
+    if quant is not None:
+        raise SftkitError("quant applies to GGUF exports only", hint="add --format gguf (or ollama)", exit_code=EXIT_USAGE)
+    tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
     out = Path(output).expanduser()
     if dtype not in DTYPES:
         raise SftkitError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}", exit_code=EXIT_USAGE)
@@ -110,7 +128,7 @@ def export(
                     f"the exported model's logits differ from the un-merged model's by {result.max_abs_diff:.3g} (tolerance {tolerance:g})",
                     hint="nothing was written; report this with --debug output, or raise the tolerance if the difference is expected",
                 )
-        _write_metadata(tmp, loaded, result)
+        _write_metadata(tmp, loaded, result, push_to_hub or str(out.absolute()))
         result.files = sorted(p.name for p in tmp.iterdir())
         _usual_permissions(tmp)
         _move_into_place(tmp, out)
@@ -232,11 +250,7 @@ def _check_export(folder: Path, inputs: list[Any], reference: list[Any]) -> floa
 
 def _usual_permissions(folder: Path) -> None:
     """Temp folders and files are private (0700/0600); an export is meant to be shared: apply the umask instead."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
-    for path in folder.rglob("*"):
-        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+    follow_umask(folder)
 
 
 def _move_into_place(tmp: Path, out: Path) -> None:
@@ -254,7 +268,8 @@ def _move_into_place(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_metadata(folder: Path, loaded: LoadedModel, result: ExportResult) -> None:
+def _write_metadata(folder: Path, loaded: LoadedModel, result: ExportResult, location: str) -> None:
+    """The run metadata and the model card; ``location``: where the card's snippet loads the model from."""
     meta = dict(loaded.info.metadata)
     info = {
         "sftkit_version": __version__,
@@ -269,7 +284,72 @@ def _write_metadata(folder: Path, loaded: LoadedModel, result: ExportResult) -> 
         (folder / name).write_text(json.dumps({**meta, "export": info}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     from sftkit.card import export_card
 
-    (folder / layout.CARD).write_text(export_card(meta, info), encoding="utf-8")  # the folder as a whole is renamed into place
+    (folder / layout.CARD).write_text(export_card(meta, info, location), encoding="utf-8")  # the folder as a whole is renamed into place
+
+
+# --------------------------------------------------------------------------- saving as loaded
+
+#: keys a fine-tuning script may read from ``sft_metadata.json`` under other names, and sftkit's key for each
+METADATA_ALIASES = {
+    "training_method": "trainer_type",
+    "instruction_template": "template",
+    "response_template": "response_marker",
+    "max_seq_length": "max_length",
+    "model_name": "model",
+    "dataset_path": "dataset",
+    "training_completed_at": "completed_at",
+}
+
+
+def save(loaded: LoadedModel, output: str | Path | None = None, *, overwrite: bool = False) -> Path:
+    """Save a loaded model as it is (a LoRA adapter stays an adapter), its tokenizer as loaded (a run's carries
+    the chat template it trained with), its model card and its run metadata (``sft_metadata.json``, with the
+    template it is used with), written to a temporary folder and renamed into place; returns the folder.
+
+    ``output`` None: the folder it was loaded from, when that already holds it with its metadata (nothing is
+    written). The metadata also carries its values under the names in :data:`METADATA_ALIASES`.
+    """
+    info = loaded.info
+    source = Path(info.model_dir) if info.is_local else None
+    if output is None:
+        if source is not None and any((source / name).exists() for name in layout.METADATA_NAMES):
+            return source
+        raise SftkitError(
+            f"{info.model_dir} is not a folder sftkit saved, so save_model needs a folder to save to",
+            hint="name one: save_model('models/my-model')",
+            exit_code=EXIT_USAGE,
+        )
+    out = Path(output).expanduser()
+    if source is not None and (out.resolve() == source.resolve() or out.resolve() in source.resolve().parents):
+        raise SftkitError(f"{out} holds the model folder being saved ({source})", hint="choose another output folder", exit_code=EXIT_USAGE)
+    _check_output(out, overwrite)
+    meta = {
+        **loaded.info.metadata,
+        "template": loaded.template,
+        "response_marker": loaded.response_marker,
+        "system_prompt": loaded.system_prompt,
+    }
+    meta.setdefault("sftkit_version", __version__)
+    if not info.is_local:
+        meta.setdefault("model", str(info.model_dir))
+    for alias, key in METADATA_ALIASES.items():
+        meta.setdefault(alias, meta.get(key) or ("sft" if key == "trainer_type" else None))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        with quiet_transformers():
+            loaded.model.save_pretrained(str(tmp))
+            loaded.tokenizer.save_pretrained(str(tmp))
+        name = layout.metadata_name(meta.get("trainer_type") or "sft")
+        (tmp / name).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if source is not None and (source / layout.CARD).is_file():
+            shutil.copyfile(source / layout.CARD, tmp / layout.CARD)
+        _usual_permissions(tmp)
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
 
 
 # --------------------------------------------------------------------------- the Hub
@@ -294,4 +374,4 @@ def _push(folder: Path, repo: str, public: bool) -> str:
 
 
 
-__all__ = ["DEFAULT_TOLERANCE", "ExportResult", "export"]
+__all__ = ["DEFAULT_TOLERANCE", "METADATA_ALIASES", "ExportResult", "export", "save"]

@@ -34,6 +34,7 @@ class LoadedModel:
     template: str = "auto"
     system_prompt: str | None = None
     response_marker: str | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
     _resolved: Any = field(default=None, repr=False)
     _stops: Any = field(default=None, repr=False)
 
@@ -44,7 +45,7 @@ class LoadedModel:
         if self._resolved is None:
             from sftkit.data.templates import resolve_template
 
-            self._resolved = resolve_template(self.template, self.tokenizer, self.response_marker)
+            self._resolved = resolve_template(self.template, self.tokenizer, self.response_marker, self.chat_template_kwargs)
         return self._resolved
 
     def render(self, prompt: Prompt) -> str:
@@ -65,16 +66,22 @@ class LoadedModel:
                 return value
         return None
 
-    def check_fits(self, text: str, where: str) -> None:
-        """Refuse a rendered prompt that leaves the model no room to answer (DataError naming ``where``)."""
+    def check_fits(self, text: str, where: str, max_length: int | None = None) -> None:
+        """Refuse a rendered prompt that leaves the model no room to answer (DataError naming ``where``): one as
+        long as the model takes, or (given ``max_length``, prompt and response tokens together) as ``max_length``."""
         limit = self.context_length()
-        if limit is None:
+        if limit is None and max_length is None:
             return
         n = len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
-        if n >= limit:
+        if limit is not None and n >= limit:
             raise DataError(
                 f"{where}: the prompt is {n} tokens long and the model takes at most {limit} (prompt and response together)",
                 hint=f"shorten it to well under {limit} tokens, leaving room for the response (max_new_tokens)",
+            )
+        if max_length is not None and n >= max_length:
+            raise DataError(
+                f"{where}: the prompt is {n} tokens long, so max_length={max_length} (prompt and response together) leaves no room to answer",
+                hint=f"raise max_length above {n}, or give max_new_tokens (the response alone) instead",
             )
 
     # -- generation ------------------------------------------------------------------------------
@@ -114,7 +121,7 @@ class LoadedModel:
         batch: list[str] = []
         for n, prompt in enumerate(prompts, 1):
             text = self.render(prompt)
-            self.check_fits(text, where(n) if where is not None else f"prompt {n}")
+            self.check_fits(text, where(n) if where is not None else f"prompt {n}", options.max_length)
             batch.append(text)
             if len(batch) == batch_size:
                 yield from self._generate_batch(batch, options, stats)
@@ -129,12 +136,21 @@ class LoadedModel:
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False, padding_side="left")
         enc = {k: v.to(self.model.device) for k, v in enc.items()}
         stop_ids = self.stop_ids()
+        # each prompt's own budget (with max_length it depends on the prompt's length, not on the padded batch's)
+        budgets = [options.new_tokens(int(n)) for n in enc["attention_mask"].sum(dim=1).tolist()]
         started = time.perf_counter()
         with torch.inference_mode():
-            out = self.model.generate(**enc, **options.generate_kwargs(), **self._stop_kwargs(), pad_token_id=tok.pad_token_id, eos_token_id=stop_ids)
+            out = self.model.generate(
+                **enc,
+                **{**options.generate_kwargs(), "max_new_tokens": max(budgets)},
+                **self._stop_kwargs(),
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=stop_ids,
+            )
         new = out[:, enc["input_ids"].shape[1] :].tolist()
         responses = []
-        for row in new:
+        for row, budget in zip(new, budgets, strict=True):
+            row = row[:budget]
             end = next((i + 1 for i, t in enumerate(row) if t in stop_ids), len(row))
             responses.append(self._decode(row[:end]))
             if stats is not None:
@@ -167,12 +183,13 @@ class LoadedModel:
 
             set_seed(options.seed)
         text = self.render(prompt)
-        self.check_fits(text, "the prompt")
+        self.check_fits(text, "the prompt", options.max_length)
         enc = self.tokenizer([text], return_tensors="pt", add_special_tokens=False)
         enc = {k: v.to(self.model.device) for k, v in enc.items()}
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        generate_kwargs = {**options.generate_kwargs(), "max_new_tokens": options.new_tokens(enc["input_ids"].shape[1])}
         kwargs = dict(
-            **enc, **options.generate_kwargs(), **self._stop_kwargs(), streamer=streamer, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.stop_ids()
+            **enc, **generate_kwargs, **self._stop_kwargs(), streamer=streamer, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.stop_ids()
         )
         failure: list[BaseException] = []
 
@@ -306,6 +323,7 @@ def load(
             template=chosen,
             system_prompt=meta.get("system_prompt"),
             response_marker=meta.get("response_marker") if chosen == trained_template else None,
+            chat_template_kwargs=meta.get("chat_template_kwargs") if chosen == trained_template else None,
         )
         loaded.resolved_template  # noqa: B018 - an unknown template fails here, before the weights load
         loaded.model = _model(info, path_or_name, torch_dtype)
@@ -328,7 +346,7 @@ def _model(info: RunInfo, path_or_name: str, torch_dtype: Any) -> Any:
     from transformers import AutoModelForCausalLM
 
     from sftkit.hub import local_only, offline_error
-    from sftkit.modeling import resolve_model_path, weights_problem
+    from sftkit.modeling import is_adapter_folder, resolve_model_path, weights_problem
     from sftkit.names import is_local
 
     try:
@@ -339,6 +357,9 @@ def _model(info: RunInfo, path_or_name: str, torch_dtype: Any) -> Any:
             if not base_name:
                 raise SftkitError(f"{info.model_dir}: the adapter does not say which base model it applies to", hint="set base_model_name_or_path in adapter_config.json")
             base_source, gguf = resolve_model_path(base_name)
+            if not gguf and is_adapter_folder(base_source):  # a run started from another LoRA run's model/
+                base = _model(locate(base_source), base_source, torch_dtype).merge_and_unload()
+                return PeftModel.from_pretrained(base, str(info.model_dir))
             kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
             if not is_local(base_name):
                 kwargs["local_files_only"] = local_only()

@@ -12,6 +12,7 @@ runs/x/
   model/                 the final model or adapter, tokenizer, metadata, card (MODEL)
   sft_metadata.json      run metadata (metadata_name(trainer_type)); also in model/
   final_metrics.json     the final figures (FINAL_METRICS)
+  loss.png               the loss curve, train and eval against steps (LOSS_PLOT; with the `plot` extra)
   README.md              the model card (CARD)
   eval/NAME.json         `sftkit eval` results (EVAL)
   tensorboard/           TensorBoard events, when that tracker is on (TENSORBOARD)
@@ -40,6 +41,7 @@ TRAIN_LOG = "train.log"
 PREPARED = "prepared"
 MODEL = "model"
 FINAL_METRICS = "final_metrics.json"
+LOSS_PLOT = "loss.png"
 CARD = "README.md"
 EVAL = "eval"
 TENSORBOARD = "tensorboard"

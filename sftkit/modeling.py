@@ -9,7 +9,17 @@ from typing import Any
 from sftkit.errors import SftkitError
 from sftkit.names import BUILTIN_TINY, is_local, looks_like_path
 
-__all__ = ["BUILTIN_TINY", "cache_dir", "is_local", "load_tokenizer", "quiet_transformers", "resolve_model_path", "tokenizer_for", "weights_problem"]
+__all__ = [
+    "BUILTIN_TINY",
+    "cache_dir",
+    "is_adapter_folder",
+    "is_local",
+    "load_tokenizer",
+    "quiet_transformers",
+    "resolve_model_path",
+    "tokenizer_for",
+    "weights_problem",
+]
 
 
 def cache_dir() -> Path:
@@ -40,6 +50,12 @@ WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.in
 ADAPTER_WEIGHTS_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 
 
+def is_adapter_folder(path: str | Path) -> bool:
+    """A local LoRA adapter folder (a LoRA run's ``model/``): adapter weights and config, no model config of its own."""
+    folder = Path(path).expanduser()
+    return folder.is_dir() and (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file()
+
+
 def weights_problem(folder: str | Path) -> SftkitError | None:
     """Why a local model (or adapter) folder's weights cannot be loaded, as one clear error: there are none,
     a shard its index names is missing, or a safetensors file is corrupt or truncated. None otherwise
@@ -49,7 +65,7 @@ def weights_problem(folder: str | Path) -> SftkitError | None:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         return None
-    adapter = (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file()
+    adapter = is_adapter_folder(folder)
     expected = ADAPTER_WEIGHTS_FILES if adapter else WEIGHTS_FILES
     present = [name for name in expected if (folder / name).is_file()]
     if not present:

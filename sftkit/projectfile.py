@@ -22,14 +22,15 @@ from sftkit.layout import CONFIG
 class ProjectFile:
     """What a project file holds: the preset it extends and the values that differ from that preset."""
 
-    extends: str
+    extends: str | None
+    """The preset it is written on top of; None: on sftkit's own defaults (no ``extends:`` line)."""
     values: dict[str, Any]
     """Nested sections, only keys whose value differs from the preset's resolved value."""
     notes: list[str] = field(default_factory=list)
     """Values adjusted or worth a word (shown to the user, not written)."""
 
     def data(self) -> dict[str, Any]:
-        return {"extends": self.extends, **self.values}
+        return {"extends": self.extends, **self.values} if self.extends else dict(self.values)
 
     def changed(self) -> int:
         """How many values differ from the preset."""
@@ -78,19 +79,23 @@ def render(project: ProjectFile, header: Iterable[str] = ()) -> str:
     from sftkit.yamlio import dump_yaml
 
     lines = [f"# {line}" if line else "#" for line in header]
-    lines.append(f"# Values not listed here come from the preset: `sftkit presets show {project.extends}`.")
+    if project.extends:
+        lines.append(f"# Values not listed here come from the preset: `sftkit presets show {project.extends}`.")
+    else:
+        lines.append("# Values not listed here are sftkit's defaults: `sftkit config keys`.")
     return "\n".join(lines) + "\n" + dump_yaml(project.data())
 
 
-def check_text(text: str) -> list[Problem]:
-    """Resolve a project file's text as ``sftkit train`` would; the problems, or [] when it is valid."""
+def check_text(text: str, complete: bool = True) -> list[Problem]:
+    """Resolve a project file's text as ``sftkit train`` would; the problems, or [] when it is valid.
+    ``complete=False``: a file that still lacks its model or data is valid too."""
     from sftkit.resolve import resolve_config
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / CONFIG
         path.write_text(text, encoding="utf-8")
         try:
-            resolve_config(config_file=path)
+            resolve_config(config_file=path, complete=complete)
         except ConfigError as e:
             problems = e.problems or [Problem(e.message, hint=e.hint)]
             for p in problems:
@@ -99,13 +104,14 @@ def check_text(text: str) -> list[Problem]:
     return []
 
 
-def write_project(path: Path, text: str) -> None:
-    """Write atomically after a self-check: the text must resolve, or nothing is written."""
+def write_project(path: Path, text: str, complete: bool = True) -> None:
+    """Write atomically after a self-check: the text must resolve, or nothing is written (``complete=False``:
+    it may still lack its model or data)."""
     from sftkit.resolve import resolve_config
     from sftkit.yamlio import atomic_write_text
 
     path = Path(path)
-    problems = check_text(text)
+    problems = check_text(text, complete=complete)
     if problems:
         raise SftkitError(
             f"the generated {path.name} does not resolve, so it was not written: " + "; ".join(map(str, problems)),
@@ -114,7 +120,7 @@ def write_project(path: Path, text: str) -> None:
         )
     atomic_write_text(path, text)
     try:
-        resolve_config(config_file=path)  # the self-check on the file as written
+        resolve_config(config_file=path, complete=complete)  # the self-check on the file as written
     except ConfigError as e:
         raise SftkitError(
             f"{path} was written but does not resolve: {e.message}", hint="this is a bug in sftkit: please report it"

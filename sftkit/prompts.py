@@ -29,7 +29,7 @@ def row_prompt(row: Any, where: str = "row") -> list[dict[str, Any]]:
     sharegpt, messages, prompt/completion, qa, dpo, ...); the answer column may be missing. A ``text`` row
     is one user message. Raises DataError (with ``where``) for a row that holds no usable prompt.
     """
-    from sftkit.data.drops import DroppedRow, InvalidRow
+    from sftkit.data.drops import DroppedRow, InvalidRow, Reason
     from sftkit.data.normalize import normalize_row
 
     if isinstance(row, str):
@@ -57,7 +57,9 @@ def row_prompt(row: Any, where: str = "row") -> list[dict[str, Any]]:
         examples = normalize_row(probe, fmt)
     except InvalidRow as e:
         raise DataError(f"{where}: {e}") from None
-    except DroppedRow:  # an OpenHermes row marked bad_entry still has a prompt to answer
+    except DroppedRow as e:  # an OpenHermes row marked bad_entry still has a prompt to answer; other drops have none
+        if e.reason != Reason.BAD_ENTRY:
+            raise DataError(f"{where}: {e.message or e.reason.explanation}", hint=e.reason.explanation) from None
         examples = normalize_row({**probe, "bad_entry": False}, fmt)
     if len(examples) != 1:
         raise DataError(

@@ -23,6 +23,52 @@ class SamplingOptions:
     top_k: int = 0
     repetition_penalty: float = 1.0
     seed: int | None = None
+    max_length: int | None = None
+    """Prompt and response tokens together, as transformers counts ``max_length``: each prompt gets
+    ``max_length`` minus its own length as its budget; when set, ``max_new_tokens`` is not used."""
+
+    @classmethod
+    def from_keywords(
+        cls,
+        *,
+        max_new_tokens: int | None = None,
+        max_length: int | None = None,
+        do_sample: bool | None = None,
+        temperature: float | None = None,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        repetition_penalty: float = 1.0,
+        seed: int | None = None,
+    ) -> SamplingOptions:
+        """Options from the keywords transformers' ``generate`` takes, with its meanings: ``max_new_tokens``
+        wins over ``max_length`` when both are given; ``do_sample=False`` decodes greedily whatever the
+        temperature; ``do_sample=True`` samples at ``temperature`` (1.0 when not given). Without ``do_sample``,
+        sftkit's rule holds: a temperature above 0 samples."""
+        if do_sample is True and temperature is not None and temperature <= 0:
+            raise SftkitError(
+                f"do_sample=True needs a temperature above 0, got {temperature}",
+                hint="give a temperature such as 0.7, or do_sample=False for greedy decoding",
+                exit_code=EXIT_USAGE,
+            )
+        if do_sample is False:
+            temperature = 0.0
+        elif temperature is None:
+            temperature = 1.0 if do_sample else 0.0
+        if max_new_tokens is not None:
+            max_length = None
+        return cls(
+            max_new_tokens if max_new_tokens is not None else cls.max_new_tokens,
+            temperature,
+            top_p,
+            top_k,
+            repetition_penalty,
+            seed,
+            max_length,
+        )
+
+    def new_tokens(self, prompt_tokens: int) -> int:
+        """The most tokens generated after a prompt of ``prompt_tokens`` tokens."""
+        return self.max_length - prompt_tokens if self.max_length is not None else self.max_new_tokens
 
     def check(self) -> None:
         """Raise an SftkitError (exit 2) naming the setting when a value is out of range."""
@@ -34,6 +80,8 @@ class SamplingOptions:
                 raise SftkitError(f"{name} must be a finite number, got {getattr(self, name)}", exit_code=EXIT_USAGE)
         if self.max_new_tokens < 1:
             bad = ("max_new_tokens", "at least 1")
+        elif self.max_length is not None and self.max_length < 2:
+            bad = ("max_length", "at least 2 (it counts the prompt too)")
         elif self.temperature < 0:
             bad = ("temperature", "0 (greedy) or more")
         elif not 0 < self.top_p <= 1:

@@ -1,4 +1,5 @@
-"""YAML reading that remembers where each key was written (file:line), and atomic writing."""
+"""YAML reading that remembers where each key was written (file:line), atomic writing, and file modes that follow
+the user's umask."""
 
 from __future__ import annotations
 
@@ -111,9 +112,49 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, FILE_MODE & ~umask())  # mkstemp makes the file private (0600); the result is an ordinary file
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+#: the modes an ordinary file and folder get before the umask (what ``open`` and ``mkdir`` ask for)
+FILE_MODE, DIR_MODE = 0o666, 0o777
+
+
+def umask() -> int:
+    """This process's umask, read without changing it where the system allows (``/proc/self/status``): setting
+    it to read it back would briefly change the mode of files other threads create meanwhile."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: Path) -> None:
+    """Give ``path`` and, for a folder, everything under it the modes a plain ``open``/``mkdir`` would have given
+    (0644/0755 under umask 022). For output written through temporary files and folders, which are private
+    (``mkstemp``, ``mkdtemp``, safetensors' own temp file): colleagues on a shared machine can read what they
+    could read had it been written directly. Symbolic links are left alone."""
+    mask = umask()
+    path = Path(path)
+    if path.is_symlink():
+        return
+    if not path.is_dir():
+        os.chmod(path, FILE_MODE & ~mask)
+        return
+    os.chmod(path, DIR_MODE & ~mask)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            entry = Path(root, name)
+            if not entry.is_symlink():
+                os.chmod(entry, (DIR_MODE if entry.is_dir() else FILE_MODE) & ~mask)

@@ -21,6 +21,7 @@ __all__ = ["app", "main"]
 
 def _build_app() -> "typer.Typer":
     from sftkit.cli._app import SftkitCommand, app
+    from sftkit.cli.completion import completion
     from sftkit.cli.config import config_app
     from sftkit.cli.eval import eval_
     from sftkit.cli.export import export
@@ -28,6 +29,7 @@ def _build_app() -> "typer.Typer":
     from sftkit.cli.init import init
     from sftkit.cli.prepare import prepare
     from sftkit.cli.presets import presets_app
+    from sftkit.cli.runs import runs_app
     from sftkit.cli.train import train
 
     app.command("init", cls=SftkitCommand)(init)
@@ -36,8 +38,10 @@ def _build_app() -> "typer.Typer":
     app.command("eval", cls=SftkitCommand)(eval_)
     app.command("generate", cls=SftkitCommand)(generate)
     app.command("export", cls=SftkitCommand)(export)
+    app.add_typer(runs_app, name="runs")
     app.add_typer(presets_app, name="presets")
     app.add_typer(config_app, name="config")
+    app.command("completion", cls=SftkitCommand)(completion)
     return app
 
 

@@ -39,7 +39,16 @@ def _defer_coercion(params: list[Any]) -> list[Any]:
         # only where typer is the version this was written for: a parameter that builds its coercion lazily
         if getattr(param, "_runtime_param", 0) is None and hasattr(param, "get_runtime_param"):
             param._runtime_param = _NoneNeedsNoAdapter(param)
+        _no_flag_type(param)
     return params
+
+
+def _no_flag_type(param: Any) -> None:
+    """A flag (``--json``, ``--resume``, ``--help``) takes no value, so its help row shows no type. typer's rich
+    help draws every option's type, flags included (``--json <bool>``), which reads as if a value were expected;
+    its plain help leaves flags out, as this does."""
+    if getattr(param, "is_flag", False) and not getattr(param, "count", False) and hasattr(param, "display_type_rich"):
+        param.display_type_rich = lambda ctx: None
 
 
 class SftkitCommand(TyperCommand):
@@ -99,7 +108,7 @@ class SftkitGroup(SftkitSubgroup):
 app = typer.Typer(
     cls=SftkitGroup,
     name="sftkit",
-    help="Fine-tune causal language models: SFT and DPO, full, LoRA or QLoRA, from one resolved config.",
+    help="Fine-tune causal language models: SFT, DPO and KTO, full, LoRA or QLoRA, from one resolved config.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -121,6 +130,6 @@ def _root(
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
 ) -> None:
-    """Fine-tune causal language models: SFT and DPO, full, LoRA or QLoRA, from one resolved config."""
+    """Fine-tune causal language models: SFT, DPO and KTO, full, LoRA or QLoRA, from one resolved config."""
     if debug:
         os.environ["SFTKIT_DEBUG"] = "1"

@@ -16,6 +16,10 @@ CONFIG_FILE = "sftkit.yaml"
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 #: ``sftkit.export.DEFAULT_TOLERANCE``: the largest logit difference a float32 export may have
 EXPORT_TOLERANCE = 1e-3
+#: ``"hf"`` and ``sftkit.gguf.FORMATS``: what ``sftkit export --format`` writes
+ExportFormat = Literal["hf", "gguf", "ollama"]
+#: ``sftkit.gguf.QUANTS``: the quantisations ``sftkit export --quant`` writes
+GGUFQuant = Literal["f32", "f16", "bf16", "q8_0"]
 #: the keys of ``sftkit.wizard.questions.PRECISIONS``, in order
 PRECISIONS = ("bf16", "fp16", "fp32")
 #: the keys of ``sftkit.wizard.questions.TRACKING`` (the schema's tracking backends plus trackio-space), in order

@@ -47,12 +47,26 @@ def eval_(
         Optional[Path], typer.Option("--output", "-o", help="Write the results JSON here (default: <run>/eval/<name>.json).", dir_okay=False)
     ] = None,
     trust_formatting_func: TrustFormattingFuncOpt = False,
+    harness: Annotated[
+        Optional[str],
+        typer.Option(
+            "--harness",
+            help="Run lm-evaluation-harness tasks instead (names or task YAML files, comma-separated; needs the lm-eval package).",
+            metavar="TASK[,TASK...]",
+        ),
+    ] = None,
+    num_fewshot: Annotated[Optional[int], typer.Option("--num-fewshot", min=0, help="Few-shot examples per harness prompt (default: each task's own).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Score only the first N rows of each harness task.")] = None,
+    no_chat_template: Annotated[
+        bool, typer.Option("--no-chat-template", help="Give harness prompts as plain text instead of in the trained chat format.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Measure a run: loss, perplexity and, where rows have reference answers, exact match, chrF and BLEU."""
+    """Measure a run: loss, perplexity and, where rows have reference answers, exact match, chrF and BLEU (or lm-evaluation-harness tasks)."""
     from sftkit import api
     from sftkit.console import console, escape, stdout_write
 
+    _check_harness_flags(harness, data, split, no_generate, max_new_tokens, num_fewshot, limit, no_chat_template)
     with naming_flags({"batch_size": "--batch-size", **TRUST_FLAG}):
         result = api.evaluate(
             model,
@@ -66,6 +80,10 @@ def eval_(
             output=output,
             trust_formatting_func=trust_formatting_func,
             progress=True,
+            harness=harness,
+            num_fewshot=num_fewshot,
+            limit=limit,
+            chat_template=not no_chat_template,
         )
     if as_json:
         stdout_write(json.dumps(result.as_dict(predictions=False), indent=2, ensure_ascii=False) + "\n")
@@ -73,6 +91,17 @@ def eval_(
         stdout_write(_table_text(result))
     if result.path is not None:
         console.print(f"[dim]results and predictions written to {escape(str(result.path))}[/]")
+
+
+def _check_harness_flags(harness: Any, data: Any, split: Any, no_generate: bool, max_new_tokens: Any, num_fewshot: Any, limit: Any, no_chat_template: bool) -> None:
+    """The options of sftkit's own measures and those of harness tasks do not mix."""
+    from sftkit.errors import EXIT_USAGE, SftkitError
+
+    if harness is None and (num_fewshot is not None or limit is not None or no_chat_template):
+        raise SftkitError("--num-fewshot, --limit and --no-chat-template apply to harness tasks", hint="name the tasks: --harness TASK[,TASK...]", exit_code=EXIT_USAGE)
+    mine = [flag for flag, given in (("--data", data), ("--split", split), ("--no-generate", no_generate), ("--max-new-tokens", max_new_tokens)) if given]
+    if harness is not None and mine:
+        raise SftkitError(f"{mine[0]} applies to sftkit's own measures, not to --harness tasks", hint="run them as two commands", exit_code=EXIT_USAGE)
 
 
 def _table_text(result: Any) -> str:

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from sftkit.cli._facts import EXPORT_TOLERANCE as DEFAULT_TOLERANCE
-from sftkit.cli._facts import Dtype
+from sftkit.cli._facts import Dtype, ExportFormat, GGUFQuant
 from sftkit.cli.options import JsonOpt, OverwriteOpt, RunOrModelArg, naming_flags
 
 
@@ -25,8 +25,21 @@ def export(
     overwrite: OverwriteOpt = False,
     no_check: Annotated[bool, typer.Option("--no-check", help="Skip loading the export back and comparing its logits.")] = False,
     tolerance: Annotated[
-        float, typer.Option("--tolerance", min=0.0, help="Largest logit difference a float32 export may have from the un-merged model.")
-    ] = DEFAULT_TOLERANCE,
+        Optional[float],
+        typer.Option(
+            "--tolerance",
+            min=0.0,
+            help=f"Largest logit difference a float32 export may have from the un-merged model (default {DEFAULT_TOLERANCE:g}); "
+            "for gguf/ollama the largest mean KL divergence from the Hugging Face export (default: per --quant).",
+        ),
+    ] = None,
+    format: Annotated[
+        ExportFormat,
+        typer.Option("--format", help="hf: a Hugging Face folder; gguf: one GGUF file (llama.cpp, LM Studio); ollama: the GGUF and a Modelfile."),
+    ] = "hf",
+    quant: Annotated[
+        Optional[GGUFQuant], typer.Option("--quant", help="GGUF weights (gguf/ollama only; default f16). Smaller: llama.cpp's llama-quantize on the f16 file.")
+    ] = None,
     push_to_hub: Annotated[
         Optional[str], typer.Option("--push-to-hub", help="Then upload it to this Hub repository in one commit (token from HF_TOKEN or `hf auth login`).", metavar="REPO")
     ] = None,
@@ -37,7 +50,7 @@ def export(
     from sftkit import api
     from sftkit.console import console, escape, stdout_write
 
-    flags = {"max_shard_size": "--max-shard-size", "push_to_hub": "--push-to-hub", "overwrite=True": "--overwrite", "dtype": "--dtype"}
+    flags = {"max_shard_size": "--max-shard-size", "push_to_hub": "--push-to-hub", "overwrite=True": "--overwrite", "dtype": "--dtype", "quant": "--quant"}
     with naming_flags(flags):
         result = api.export_model(
             model,
@@ -50,10 +63,17 @@ def export(
             push_to_hub=push_to_hub,
             public=public,
             progress=True,
+            format=format,
+            quant=quant,
         )
     what = "LoRA adapter merged into its base model" if result.merged else "full model"
     console.print(f"exported {escape(model)} to {escape(str(result.path))} ({what}, {result.dtype}, {len(result.files)} files)")
-    if result.max_abs_diff is not None:
+    if format != "hf":
+        from sftkit.gguf import summary
+
+        for line in summary(result):
+            console.print(escape(line))
+    elif result.max_abs_diff is not None:
         limit = f" (tolerance {result.tolerance:g})" if result.tolerance is not None else " (not held to a tolerance in this dtype)"
         console.print(f"checked: largest logit difference from the un-merged model {result.max_abs_diff:.3g}{limit}")
     if result.hub_url:

@@ -74,7 +74,9 @@ def generate(
         from sftkit.errors import DataError
 
         raise DataError(f"input file not found: {input_file}", hint="check the path given to --input")
-    with console.status(f"loading {model}…"):
+    from sftkit.progress import task
+
+    with task(console, f"loading {model}"):
         loaded = api.load(model, template=template)
     if chat:
         _chat(loaded, options, console, stdout_write, model)
@@ -106,10 +108,12 @@ def generate(
         return pending[n - 1 - done][1]
 
     # the LoadedModel itself (api.Model wraps it): its generate_iter names a prompt too long for the model by `where`
-    with naming_flags(LENGTH_FLAG):  # ... and that error's hint names --max-new-tokens
+    # ... and that error's hint names --max-new-tokens; progress goes to stderr, only responses to stdout
+    with naming_flags(LENGTH_FLAG), task(console, "generating", total=len(prompts) if prompts else None, unit="responses") as shown:
         for response in loaded.generate_iter(prompts_in_order(), batch_size=batch_size, options=options, stats=counted, where=where):
             record, _ = pending.popleft()
             done += 1
+            shown.advance()
             if output_format == "jsonl":
                 row = record if isinstance(record, dict) else {"prompt": record}
                 stdout_write(json.dumps({**row, response_key: response}, ensure_ascii=False) + "\n")

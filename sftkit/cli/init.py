@@ -100,6 +100,16 @@ def init(
     ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing project file.")] = False,
     train: Annotated[bool, typer.Option("--train", help="Start `sftkit train` once the file is written.")] = False,
+    sets: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--set",
+            help="One of the more settings the summary offers, by its key: KEY=VALUE (data.split, data.format, "
+            "data.system_prompt, train.warmup_ratio, lora.r, train.save_steps, ...). Repeatable.",
+            rich_help_panel=PANEL,
+            metavar="KEY=VALUE",
+        ),
+    ] = None,
     from_legacy: Annotated[
         Optional[Path],
         typer.Option(
@@ -131,6 +141,23 @@ def init(
         "experiment_name": experiment_name,
     }
     given = {k: v for k, v in given.items() if v is not None}
+    names = dict(FLAGS)
+    for item in sets or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set: expected KEY=VALUE, got {item!r}", hint="e.g. --set train.warmup_ratio=0.03")
+        given[key] = raw
+        names[key] = f"--set {key}"
+    if sets:
+        from sftkit.wizard.questions import MORE
+
+        unknown = [k for k in given if "." in k and k not in {q.key for q in MORE}]
+        if unknown:
+            raise ConfigError(
+                f"--set {unknown[0]}: not one of the settings `sftkit init` takes",
+                hint=f"init takes: {', '.join(q.key for q in MORE)}; set any other key in the written file or with `sftkit train --set`",
+            )
     if from_legacy is not None:
         if given:
             raise ConfigError("--from-legacy takes no other answers", hint="convert first, then edit the written file")
@@ -138,7 +165,7 @@ def init(
     else:
         from sftkit.wizard.command import init_project
 
-        result = init_project(given, config_path, yes=yes, overwrite=overwrite, train=train, names=FLAGS)
+        result = init_project(given, config_path, yes=yes, overwrite=overwrite, train=train, names=names)
         if result.project is None:
             console.print("[yellow]cancelled: nothing was written[/]")
             raise typer.Exit(1)
@@ -170,8 +197,7 @@ def _method(method: str | None, lora: bool, qlora: bool, full: bool) -> str | No
 
 def _convert(source: Path, path: Path, overwrite: bool, yes: bool) -> None:
     from sftkit.console import console, escape
-    from sftkit.legacy.convert import convert_legacy, write_conversion
-    from sftkit.presets import display_path
+    from sftkit.legacy.convert import convert_legacy, where, write_conversion
     from sftkit.projectfile import may_write
     from sftkit.wizard.interactive import QuestionaryPrompter
 
@@ -181,18 +207,19 @@ def _convert(source: Path, path: Path, overwrite: bool, yes: bool) -> None:
         console.print("[yellow]cancelled: nothing was written[/]")
         raise typer.Exit(1)
     write_conversion(conv, path)
+    written = sum(1 for status in conv.accounted.values() if status == "mapped")
+    base = f"extends {conv.extends}" if conv.extends else "on sftkit's defaults"
     console.print(
-        f"[green]wrote[/] {escape(str(path))} from {escape(conv.class_name)}: extends {conv.extends}, "
-        f"{len(conv.mapped)} value(s) mapped, {conv.same_as_base} equal to the old defaults (already in the preset)"
+        f"[green]wrote[/] {escape(str(path))} from {escape(conv.class_name)}: {base}, {written} setting(s) carried over, "
+        f"{conv.same_as_base} already what {'the preset holds or ' if conv.extends else ''}sftkit does"
     )
     for note in conv.notes:
         console.print(f"[dim]note: {escape(note)}[/]")
     if conv.skipped:
-        console.print(f"[yellow]{len(conv.skipped)} field(s) not carried over:[/]")
-        shown = display_path(source)
+        console.print(f"[yellow]{len(conv.skipped)} field(s) not carried over (also listed in {escape(str(path))}):[/]")
         for item in conv.skipped:
             # one unwrapped line per field, so file:line stays whole (editors and grep can use it)
-            console.print(f"  {escape(shown)}:{item.line}: {escape(item.name)}: {escape(item.reason)}", soft_wrap=True)
+            console.print(f"  {escape(where(item, conv.source))}: {escape(item.name)}: {escape(item.reason)}", soft_wrap=True)
 
 
 def _start_training(path: Path) -> None:

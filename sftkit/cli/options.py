@@ -63,7 +63,7 @@ OutputDirOpt = Annotated[
 ]
 TrainerTypeOpt = Annotated[
     Optional[str],
-    typer.Option("--trainer-type", "-t", help="sft or dpo (overrides the config's trainer_type).", case_sensitive=False),
+    typer.Option("--trainer-type", "-t", help="sft, dpo or kto (overrides the config's trainer_type).", case_sensitive=False),
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace what is already there.")]
 TrustFormattingFuncOpt = Annotated[

@@ -71,7 +71,7 @@ def prepare(
     resolved = load_config(preset, config, set_, flags)
     cfg = resolved.config
     from sftkit import api
-    from sftkit.console import console, stdout_write
+    from sftkit.console import console, escape, stdout_write
     from sftkit.data.prepare import summary
     from sftkit.data.sources import has_split
 
@@ -79,8 +79,13 @@ def prepare(
     if data and cfg.data.validation_split and not origin.startswith("--") and has_split(data, cfg.data.validation_split) is False:
         console.print(f"[dim]note: {data} has no {cfg.data.validation_split!r} split; data.validation_split from {origin} is not used[/]")
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"validation_split": None})})
-    with naming_flags({"data.skip_invalid=true": "data.skip_invalid=true (--skip-invalid)", **TRUST_FLAG}), console.status("preparing data…"):
+    from sftkit.progress import task
+
+    flags = {"data.skip_invalid=true": "data.skip_invalid=true (--skip-invalid)", **TRUST_FLAG}
+    with naming_flags(flags), task(console, "preparing data", unit="rows"):  # the rows are counted as they are encoded
         prepared = api.prepare(cfg, overwrite=overwrite, trust_formatting_func=trust_formatting_func)
+    for note in prepared.notes:
+        console.print(f"[dim]note: {escape(note)}[/]")
     if prepared.reused:
         console.print(f"[dim]reusing {prepared.path}: sources, tokenizer and settings are unchanged (--overwrite prepares again)[/]")
     elif prepared.changed:

@@ -36,7 +36,7 @@ def train(
         typer.Option("--dry-run", help="Resolve the config and build the trainer's real arguments (no model is loaded); print them; train nothing."),
     ] = False,
     as_json: JsonOpt = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint in the run folder.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint in the run folder (a finished run: for the steps a larger train.max_iters adds).")] = False,
     resume_from: Annotated[
         Optional[Path], typer.Option("--resume-from", help="Continue from this checkpoint folder.", file_okay=False)
     ] = None,
@@ -50,7 +50,7 @@ def train(
     deepspeed: Annotated[Optional[Path], typer.Option("--deepspeed", help="A DeepSpeed JSON config (train.deepspeed).", dir_okay=False)] = None,
     trust_formatting_func: TrustFormattingFuncOpt = False,
 ) -> None:
-    """Fine-tune a model (SFT or DPO) from a preset or project file."""
+    """Fine-tune a model (SFT, DPO or KTO) from a preset or project file."""
     from sftkit import api
     from sftkit.console import console, stdout_write
 
@@ -80,6 +80,9 @@ def train(
             master_addr=master_addr,
             master_port=master_port,
         )
+    from sftkit.cli.runs import curve_on_terminal
+
+    curve_on_terminal(result.run_dir, console)  # the loss curve, on a terminal only
     for line in _summary(cfg, result):
         console.print(line)
     if as_json:
@@ -103,6 +106,8 @@ def _summary(cfg: Any, result: Any) -> list[str]:
     m = result.metrics
     parts = [f"{k} {m[k]:.4f}" for k in ("train_loss", "eval_loss") if isinstance(m.get(k), (int, float))]
     lines = [f"[green]done[/]: model in {result.model_dir}" + (f" ({', '.join(parts)})" if parts else "")]
+    if (result.run_dir / layout.LOSS_PLOT).is_file():
+        lines.append(f"loss curve: {result.run_dir / layout.LOSS_PLOT}   |   sftkit runs show {result.run_dir}")
     tr = cfg.tracking
     if tr.enabled and tr.backend == "trackio":
         lines.append(f"dashboard: trackio show --project {tr.project}")
@@ -119,9 +124,11 @@ def _print_plan(resolved: Any, plan: dict[str, Any], as_json: bool) -> None:
     if as_json:
         stdout_write(json.dumps({**plan, "sources": resolved.sources}, indent=2, ensure_ascii=False) + "\n")
         return
-    notes = plan.pop("notes", [])
+    notes, warnings = plan.pop("notes", []), plan.pop("warnings", [])
     stdout_write(dump_yaml(plan))
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
+    for warning in warnings:
+        console.print(f"[bold yellow]warning:[/] {warning}")
     origins = list(dict.fromkeys(layer.origin for layer in resolved.layers if layer.data))
     console.print(f"[dim]resolved from: {' < '.join(['defaults', *origins])} (dry run: TRL and peft accepted every argument; nothing trained)[/]")

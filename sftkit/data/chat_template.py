@@ -10,13 +10,15 @@ text, and so the token ids, that sftkit trained on and generates from (:func:`re
   user -> assistant exchange as :mod:`sftkit.data.templates` does: the system messages first, several user
   messages merged, ``"\\n\\n"`` between exchanges, the EOS after each answer, and for the generation prompt the
   text up to the response (after ``data.response_marker`` and its whitespace, when there is one);
-- ``data.system_prompt`` becomes the template's default system message (used when a conversation has none).
+- ``data.system_prompt`` becomes the template's default system message (used when a conversation has none);
+- ``data.chat_template_kwargs`` become the template's defaults for those variables (a caller may still pass them).
 """
 
 from __future__ import annotations
 
 import json
 import string
+from typing import Any
 
 from sftkit.data.templates import (
     ALPACA_MARKER,
@@ -30,6 +32,8 @@ def trained_chat_template(template: Template, system_prompt: str | None = None) 
     """The Jinja chat template that renders conversations exactly as training rendered them."""
     body = template.jinja if template.kind == "chat" else _text_jinja(template)
     assert body is not None
+    if template.kind == "chat" and template.chat_kwargs:
+        body = _variable_defaults(template.chat_kwargs) + body
     if not system_prompt:
         return body
     default = (
@@ -38,6 +42,31 @@ def trained_chat_template(template: Template, system_prompt: str | None = None) 
         "{%- endif -%}"
     )
     return default + body
+
+
+def _variable_defaults(variables: dict[str, Any]) -> str:
+    """``data.chat_template_kwargs`` as the template's defaults: what training rendered with, unless a caller
+    passes the variable (``apply_chat_template(..., enable_thinking=True)``)."""
+    out = ""
+    for name, value in variables.items():
+        if isinstance(name, str) and name.isidentifier():
+            out += "{%- if " + name + " is not defined -%}{%- set " + name + " = " + _jinja_literal(value) + " -%}{%- endif -%}"
+    return out
+
+
+def _jinja_literal(value: Any) -> str:
+    """A Jinja expression for a YAML value (none, true/false, numbers, strings, lists, mappings)."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_jinja_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_jinja_literal(str(k))}: {_jinja_literal(v)}" for k, v in value.items()) + "}"
+    return _lit(str(value))
 
 
 def _lit(text: str) -> str:

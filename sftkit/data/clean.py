@@ -23,9 +23,11 @@ from sftkit.data.formats import (
     apply_field_map,
     check_field_map,
     check_format_for_trainer,
+    check_unlabelled,
     detect_format,
+    explain_format,
 )
-from sftkit.data.normalize import normalize_row
+from sftkit.data.normalize import normalize_row, unpair
 from sftkit.data.readers import SourceRow
 from sftkit.errors import DataError
 
@@ -50,6 +52,8 @@ class Reader:
 
     def __init__(self, cfg: RunConfig, tally: Tally) -> None:
         self.cfg, self.tally, self.fmt = cfg, tally, None
+        self.reason: str | None = None
+        """Why the format is what it is (detected from which columns, set by data.format, ...)."""
         d = cfg.data
         self.custom = load_formatting_func(d.formatting_func, trusted=cfg.formatting_func_trusted) if d.formatting_func else None
         self.seen: dict[bytes, str] = {}  # example hash -> where it was first seen
@@ -69,21 +73,24 @@ class Reader:
             raise DataError(f"{first.where}: none of the first {len(head)} rows can be read", hint="check the file's format")
         if d.field_map:
             check_field_map([r.data for r in head if r.error is None], d.field_map)
-        self.fmt = self._detect([apply_field_map(r.data, d.field_map) for r in head if r.error is None])
+        good = [r for r in head if r.error is None]
+        self.fmt, self.reason = self._detect([apply_field_map(r.data, d.field_map) for r in good], [r.where for r in good])
         examples: list[Example] = []
         for row in _chain(head, rows):
             self.tally.source_rows += 1
             examples.extend(self._one(row))
         return examples
 
-    def _detect(self, rows: list[Any]) -> str:
+    def _detect(self, rows: list[Any], wheres: list[str]) -> tuple[str, str]:
+        """(format, why)."""
         d, trainer = self.cfg.data, self.cfg.trainer_type
         if self.custom is not None:
-            return "custom"
+            return "custom", f"data.formatting_func={d.formatting_func}"
         if d.format != "auto":
             check_format_for_trainer(d.format, trainer)
-            return d.format
-        return detect_format(rows, trainer)
+            return d.format, "set by data.format"
+        detected = explain_format(rows, trainer, wheres)
+        return detected.format, detected.reason
 
     def _one(self, row: SourceRow) -> list[Example]:
         d, tally = self.cfg.data, self.tally
@@ -96,7 +103,11 @@ class Reader:
             if self.custom is not None:
                 produced = normalize_custom(data, self.custom, self.cfg.trainer_type)
             else:
+                check_unlabelled(data, row.where, self.cfg.trainer_type)
                 produced = normalize_row(data, self.fmt or "")
+            notes = getattr(produced, "notes", [])  # what was done to the row, counted in the manifest
+            if self.cfg.trainer_type == "kto":  # preference pairs: each answer becomes a row of its own
+                produced = [one for ex in produced for one in (unpair(ex) if "chosen" in ex else [ex])]
         except InvalidRow as e:
             tally.rows_in += 1
             tally.invalid(row.where, str(e), row.data)
@@ -109,6 +120,8 @@ class Reader:
             tally.rows_in += 1
             tally.drop(Reason.EMPTY, row.where, row.data, message="the row holds no example")
             return []
+        for note in notes:
+            tally.notes[note.value] += 1
         kept = []
         for ex in produced:
             tally.rows_in += 1

@@ -54,7 +54,8 @@ class Reason(str, Enum):
     DUPLICATE = ("duplicate", "the same example as an earlier row (data.drop_duplicates=true)")
     TOO_LONG = (
         "too_long",
-        "longer than the length limit (model.max_seq_length; DPO: dpo.max_prompt_length, dpo.max_length) "
+        "longer than the length limit (model.max_seq_length; DPO: dpo.max_prompt_length, dpo.max_length; "
+        "KTO: kto.max_prompt_length, kto.max_length) "
         "and data.too_long=drop",
     )
     PROMPT_TOO_LONG = (
@@ -62,6 +63,36 @@ class Reason(str, Enum):
         "cut to model.max_seq_length (data.too_long=truncate), nothing of the answer was left to train on",
     )
     NO_TRAINED_TOKENS = ("no_trained_tokens", "no token of the row is trained on (the loss mask covers all of it)")
+    NON_TEXT = (
+        "non_text",
+        (
+            "holds images, audio, video or other non-text content (a content part, or an images/videos/audios column) "
+            "that a text-only model cannot see; training on its text alone would teach answers about content it never saw"
+        ),
+    )
+
+
+class Note(str, Enum):
+    """Something done to a row that was kept, which the user should know: counted in the manifest's ``notes``."""
+
+    explanation: str
+
+    def __new__(cls, code: str, explanation: str) -> Note:
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.explanation = explanation
+        return member
+
+    def __str__(self) -> str:
+        return self.value
+
+    PROMPT_FROM_COMMON_PREFIX = (
+        "prompt_from_common_prefix",
+        (
+            "an HH pair whose transcripts differ before their last Assistant turn: the prompt is the turns both share, "
+            "each answer the rest of its own transcript (as TRL's HH processing does)"
+        ),
+    )
 
 
 class InvalidRow(Exception):
@@ -100,6 +131,8 @@ class Tally:
     """The ``dropped.jsonl`` lines of this source."""
     truncated: int = 0
     boundary_merges: int = 0
+    notes: Counter = field(default_factory=Counter)
+    """Examples made with a :class:`Note` (whatever became of them later), by note code."""
 
     def drop(self, reason: Reason, where: str, row: Any, *, message: str | None = None, example: Any = None) -> None:
         """Count a dropped row and write it down."""
@@ -137,4 +170,5 @@ class Tally:
             "truncated": self.truncated,
             "truncated_pct": round(100.0 * self.truncated / self.kept, 2) if self.kept else 0.0,
             "boundary_merges": self.boundary_merges,
+            "notes": dict(sorted(self.notes.items())),
         }

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from sftkit.data.clean import Example
 from sftkit.data.drops import InvalidRow, Reason, Tally
@@ -20,14 +21,19 @@ from sftkit.data.templates import (
     render_conversation,
     render_pair,
     render_text,
+    tool_problem,
 )
 from sftkit.data.tokenize import (
     encode_pairs,
     encode_sft,
+    encode_unpaired,
     has_trained_tokens,
     truncate_pair,
     truncate_sft,
+    truncate_unpaired,
 )
+from sftkit.data.turns import uses_tools
+from sftkit.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     from sftkit.config import RunConfig
@@ -54,14 +60,15 @@ class Job:
 
     @classmethod
     def for_config(cls, cfg: RunConfig, tokenizer: Any, template: Template) -> Job:
+        lengths = cfg.kto if cfg.trainer_type == "kto" else cfg.dpo
         return cls(
             tokenizer,
             template,
             cfg.trainer_type,
             cfg.data.completion_only_loss,
             cfg.model.max_seq_length,
-            cfg.dpo.max_prompt_length,
-            cfg.dpo.max_length,
+            lengths.max_prompt_length,
+            lengths.max_length,
             cfg.data.too_long == "drop",
         )
 
@@ -117,6 +124,8 @@ def encode_chunk(job: Job, chunk: list[Example]) -> list[Result]:
                 },
             )
         return results
+    if job.trainer_type == "kto":
+        return _encode_unpaired(job, chunk, rendered, index, results)
     encoded = encode_sft(rendered, job.tokenizer, job.completion_only)
     for k, enc in zip(index, encoded, strict=True):
         cut_enc, cut = truncate_sft(enc, job.max_seq_length)
@@ -142,6 +151,37 @@ def encode_chunk(job: Job, chunk: list[Example]) -> list[Result]:
     return results
 
 
+def _encode_unpaired(job: Job, chunk: list[Example], rendered: list[Any], index: list[int], results: list[Result]) -> list[Result]:
+    """KTO rows: prompt ids (masked) and completion ids (the answer the label judges, ending in EOS), and the label."""
+    for k, (texts, enc) in zip(index, zip(rendered, encode_unpaired(rendered, job.tokenizer), strict=True), strict=True):
+        cut_enc, cut = truncate_unpaired(enc, job.max_prompt_length, job.max_length)
+        if cut and job.drop_too_long:
+            message = (
+                f"prompt {len(enc.prompt_ids)} tokens (kto.max_prompt_length={job.max_prompt_length}), "
+                f"prompt + response {len(enc.prompt_ids) + len(enc.completion_ids)} (kto.max_length={job.max_length})"
+            )
+            results[k] = ("drop", (Reason.TOO_LONG, message))
+            continue
+        if not cut_enc.completion_ids:
+            results[k] = ("drop", (Reason.NO_TRAINED_TOKENS, None))
+            continue
+        ex = chunk[k].data
+        results[k] = (
+            "keep",
+            {
+                "prompt_ids": cut_enc.prompt_ids,
+                "completion_ids": cut_enc.completion_ids,
+                "label": ex["label"],
+                "prompt": texts[0],
+                "completion": texts[1],
+                "messages": json.dumps([*ex["prompt"], {"role": "assistant", "content": ex["completion"]}], ensure_ascii=False),
+                "_truncated": cut,
+                "_merge": enc.boundary_merge,
+            },
+        )
+    return results
+
+
 def _render(job: Job, ex: dict[str, Any]) -> Any:
     if job.trainer_type == "dpo":
         p1, chosen = render_pair(ex["prompt"], ex["chosen"], job.tokenizer, job.template)
@@ -149,13 +189,42 @@ def _render(job: Job, ex: dict[str, Any]) -> Any:
         if p1 != p2:
             raise InvalidRow("the template renders the prompt differently for chosen and rejected")
         return (p1, chosen, rejected)
+    if job.trainer_type == "kto":
+        return render_pair(ex["prompt"], ex["completion"], job.tokenizer, job.template)
     if "text" in ex:
         return render_text(ex["text"], job.template)
-    return render_conversation(ex["messages"], job.tokenizer, job.template)
+    return render_conversation(ex["messages"], job.tokenizer, job.template, ex.get("tools"))
+
+
+def check_tool_use(job: Job, examples: list[Example]) -> None:
+    """Tool use needs a chat template that renders it: checked on the first example that uses tools (and on the next
+    that uses them differently), before anything is encoded. A template that cannot is one error for the whole run."""
+    seen: set[tuple[bool, ...]] = set()
+    for ex in examples:
+        if not uses_tools(ex.data):
+            continue
+        turns = ex.data.get("messages") or ex.data.get("prompt") or []
+        kind = (bool(ex.data.get("tools")), any(m.get("tool_calls") for m in turns), any(m["role"] == "tool" for m in turns))
+        if kind in seen:
+            continue
+        seen.add(kind)
+        problem = tool_problem(ex.data, job.tokenizer, job.template)
+        if problem:
+            used, why = problem
+            raise DataError(
+                f"{ex.where}: the rows use {used}, but {why}",
+                hint="use a tokenizer whose chat template renders tools (Qwen2.5's does), or set model.chat_template to one",
+            )
 
 
 def encode_all(job: Job, examples: list[Example], tally: Tally, target: int | None, num_proc: int | None) -> list[dict[str, Any]]:
-    """Encode examples in order until ``target`` rows are kept (None: all); the rest count as ``capped``."""
+    """Encode examples in order until ``target`` rows are kept (None: all); the rest count as ``capped``.
+    Each chunk is counted into the step showing progress, if any (:func:`sftkit.progress.current`)."""
+    from sftkit.progress import current
+
+    check_tool_use(job, examples)
+    shown = current()
+    shown.expect(len(examples))  # read so far; encoding may stop early at ``target``
     kept: list[dict[str, Any]] = []
     size = CHUNK if target is None else min(CHUNK, max(64, target))
     chunks = [examples[i : i + size] for i in range(0, len(examples), size)]
@@ -187,6 +256,7 @@ def encode_all(job: Job, examples: list[Example], tally: Tally, target: int | No
                         tally.capped += 1
                     else:
                         kept.append(value)
+                shown.advance(len(chunk))
     finally:
         if pool:
             pool.shutdown()

@@ -39,8 +39,10 @@ def build_manifest(
     train_rows: list[dict[str, Any]],
     val_rows: list[dict[str, Any]] | None,
     validation: dict[str, Any] | None,
+    format_reason: str | None = None,
 ) -> dict[str, Any]:
-    """The manifest of one run (the fingerprint and its inputs are added by the caller)."""
+    """The manifest of one run (the fingerprint and its inputs are added by the caller). ``format_reason``: why the
+    format is ``fmt`` (which columns it was detected by, or the setting that chose it)."""
     d = cfg.data
     return {
         "sftkit_data_version": DATA_VERSION,
@@ -48,6 +50,7 @@ def build_manifest(
         "source": public_source(plan.train, plan.train_split),
         "format": fmt,
         "format_requested": d.format,
+        "format_reason": format_reason,
         "template": template.describe(),
         "tokenizer": {
             "name": cfg.model.tokenizer or cfg.model.name,
@@ -69,6 +72,11 @@ def build_manifest(
             "max_seq_length": cfg.model.max_seq_length,
             "dpo_max_prompt_length": cfg.dpo.max_prompt_length,
             "dpo_max_length": cfg.dpo.max_length,
+            **(
+                {"kto_max_prompt_length": cfg.kto.max_prompt_length, "kto_max_length": cfg.kto.max_length}
+                if cfg.trainer_type == "kto"
+                else {}
+            ),
             "validation_fraction": d.validation_fraction,
             "seed": cfg.train.seed,
         },
@@ -76,6 +84,7 @@ def build_manifest(
         "splits": {"train": len(train_rows), "validation": len(val_rows) if val_rows is not None else 0},
         "token_lengths": length_stats(train_rows, cfg.trainer_type),
         "trained_tokens": trained_tokens(train_rows, cfg.trainer_type),
+        **({"labels": label_counts(train_rows)} if cfg.trainer_type == "kto" else {}),
         "validation": validation,
         "files": {"train": "train", "validation": "validation" if val_rows is not None else None, "dropped": DROPPED},
     }
@@ -87,7 +96,15 @@ def finish_tally(tally: Tally, rows: list[dict[str, Any]]) -> None:
     tally.boundary_merges = sum(1 for r in rows if r["_merge"])
 
 
+def label_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """KTO rows by label: how many answers are desirable and how many undesirable."""
+    desirable = sum(1 for r in rows if r["label"])
+    return {"desirable": desirable, "undesirable": len(rows) - desirable}
+
+
 def _lengths(rows: list[dict[str, Any]], trainer_type: str) -> list[int]:
+    if trainer_type == "kto":
+        return [len(r["prompt_ids"]) + len(r["completion_ids"]) for r in rows]
     if trainer_type == "dpo":
         return [len(r["prompt_ids"]) + max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in rows]
     return [len(r["input_ids"]) for r in rows]
@@ -111,6 +128,8 @@ def length_stats(rows: list[dict[str, Any]], trainer_type: str) -> dict[str, flo
 
 
 def trained_tokens(rows: list[dict[str, Any]], trainer_type: str) -> int:
+    if trainer_type == "kto":
+        return sum(len(r["completion_ids"]) for r in rows)
     if trainer_type == "dpo":
         return sum(len(r["chosen_ids"]) + len(r["rejected_ids"]) for r in rows)
     return sum(sum(1 for x in r["labels"] if x != IGNORE_INDEX) for r in rows)

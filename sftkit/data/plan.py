@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from sftkit.config import RunConfig
 
 #: bump when the prepared layout or the processing changes, so old prepared folders are never reused
-DATA_VERSION = 2
+DATA_VERSION = 3  # 3: alpaca system/history columns, tools, content parts, HH common-prefix prompts
 
 
 @dataclass
@@ -45,16 +45,17 @@ def make_plan(cfg: RunConfig) -> Plan:
     given = [k for k, v in (("data.validation_file", d.validation_file), ("data.validation_split", d.validation_split), ("data.validation_fraction", d.validation_fraction)) if v]
     if len(given) > 1:
         raise ConfigError(f"validation data is given twice: {', '.join(given)}", hint="keep one of them")
-    train = src_mod.resolve_source(name, d.config_name)
+    train = src_mod.resolve_source(name, d.config_name, d.text_split)
     if train.kind == "builtin" and d.split != "train":
         raise ConfigError(f"{train.name} has splits train and validation; data.split={d.split!r} is not one", hint="set data.split=train")
     validation, validation_split = None, None
     if d.validation_file:
-        validation = src_mod.resolve_source(d.validation_file)
+        validation = src_mod.resolve_source(d.validation_file, text_split=d.text_split)
     elif d.validation_split:
         _check_has_split(train, d.validation_split)
         validation, validation_split = train, d.validation_split
-    return Plan(train, d.split, validation, validation_split)
+    split = train.entry.split if train.entry is not None and d.split == "train" else d.split  # a registry entry's split
+    return Plan(train, split, validation, validation_split)
 
 
 def _check_has_split(src: Source, split: str) -> None:
@@ -87,22 +88,23 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 def fingerprint_inputs(cfg: RunConfig, plan: Plan, tokenizer: Any, template: Template) -> dict[str, Any]:
     """Every input that affects the prepared rows (recorded in the manifest, so a change can be named)."""
     d = cfg.data
-    dpo = cfg.trainer_type == "dpo"
+    preference = cfg.trainer_type in ("dpo", "kto")  # prompt and response lengths of their own
+    lengths = cfg.kto if cfg.trainer_type == "kto" else cfg.dpo
     settings = {
         "split": plan.train_split,
         "validation_split": d.validation_split,
         "validation_fraction": d.validation_fraction,
         "seed": cfg.train.seed if d.validation_fraction else None,
         "system_prompt": d.system_prompt,
-        "completion_only_loss": None if dpo else d.completion_only_loss,
+        "completion_only_loss": None if preference else d.completion_only_loss,
         "drop_duplicates": d.drop_duplicates,
         "arabic_normalize": d.arabic_normalize,
         "too_long": d.too_long,
         "skip_invalid": d.skip_invalid,
         "max_rows": d.max_rows,
-        "max_seq_length": None if dpo else cfg.model.max_seq_length,
-        "max_prompt_length": cfg.dpo.max_prompt_length if dpo else None,
-        "max_length": cfg.dpo.max_length if dpo else None,
+        "max_seq_length": None if preference else cfg.model.max_seq_length,
+        "max_prompt_length": lengths.max_prompt_length if preference else None,
+        "max_length": lengths.max_length if preference else None,
     }
     return {
         "version": DATA_VERSION,

@@ -5,6 +5,7 @@
     prepared/
       manifest.json     sources and their sha256, format, template, tokenizer fingerprint, settings, counts
       train/            datasets.save_to_disk: SFT input_ids, labels, messages | DPO prompt_ids, chosen_ids, ...
+                        | KTO prompt_ids, completion_ids, label, ...
       validation/       the same, when there is validation data
       dropped.jsonl     every row not used, with its reason, explanation, file:line and the row itself
 
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from sftkit.data.clean import Reader
 from sftkit.data.drops import Tally
 from sftkit.data.encode import Job, encode_all
-from sftkit.data.manifest import build_manifest, finish_tally, read_manifest
+from sftkit.data.manifest import build_manifest, finish_tally, label_counts, read_manifest
 from sftkit.data.plan import (
     Plan,
     changed_inputs,
@@ -65,6 +66,8 @@ class PreparedData:
     """Why an existing prepared folder was not reused: the inputs that changed (empty when new or reused)."""
     tokenizer: Any = field(default=None, repr=False)
     """The tokenizer the rows were encoded with (for previews and decoding)."""
+    notes: list[str] = field(default_factory=list)
+    """What the user should know about how the settings were read (e.g. a template without ``{response}``)."""
 
 
 def default_prepared_dir(cfg: RunConfig) -> Path:
@@ -84,14 +87,16 @@ def prepare_data(
         from sftkit.modeling import tokenizer_for
 
         tokenizer = tokenizer_for(cfg)
-    template = resolve_template(cfg.data.template, tokenizer, cfg.data.response_marker)
+    template = resolve_template(cfg.data.template, tokenizer, cfg.data.response_marker, cfg.data.chat_template_kwargs)
     inputs = fingerprint_inputs(cfg, plan, tokenizer, template)
     key = fingerprint(inputs)
     changed: list[str] = []
     if not overwrite:
         previous = read_manifest(out)
         if reusable(out, previous, key):
-            return _reuse(out, previous, cfg, tokenizer)
+            reused = _reuse(out, previous, cfg, tokenizer)
+            reused.notes = list(template.notes)
+            return reused
         if previous:
             changed = changed_inputs(previous.get("inputs", {}), inputs)
     check_output(out)
@@ -108,6 +113,7 @@ def prepare_data(
         reused=False,
         changed=changed,
         tokenizer=tokenizer,
+        notes=list(template.notes),
     )
 
 
@@ -144,12 +150,17 @@ def _run(cfg: RunConfig, plan: Plan, tokenizer: Any, template: Template, tokeniz
         if not val_rows:
             raise DataError(f"no validation rows are left ({vtally.rows_in} read: {vtally.text()})")
         finish_tally(vtally, val_rows)
-        validation = {"format": vreader.fmt, **vtally.as_dict()}
+        validation = {"format": vreader.fmt, "format_reason": vreader.reason, **vtally.as_dict(), **_labels(cfg, val_rows)}
         dropped = dropped + vtally.records
     elif val_rows is not None:
-        validation = {"from": f"validation_fraction={fraction} (seed {cfg.train.seed})", "rows": len(val_rows)}
-    manifest = build_manifest(cfg, plan, tokenizer, tokenizer_fp, template, reader.fmt, tally, train_rows, val_rows, validation)
+        validation = {"from": f"validation_fraction={fraction} (seed {cfg.train.seed})", "rows": len(val_rows), **_labels(cfg, val_rows)}
+    manifest = build_manifest(cfg, plan, tokenizer, tokenizer_fp, template, reader.fmt, tally, train_rows, val_rows, validation, reader.reason)
     return manifest, train_rows, val_rows, dropped
+
+
+def _labels(cfg: RunConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """KTO: the rows' desirable and undesirable counts, for the manifest."""
+    return {"labels": label_counts(rows)} if cfg.trainer_type == "kto" else {}
 
 
 def _split(rows: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list, list]:
@@ -181,16 +192,19 @@ def summary(prepared: PreparedData) -> dict[str, Any]:
     keys = (
         "trainer_type",
         "format",
+        "format_reason",
         "template",
         "rows_in",
         "rows_kept",
         "dropped",
+        "notes",
         "capped",
         "truncated",
         "truncated_pct",
         "splits",
         "token_lengths",
         "trained_tokens",
+        "labels",
         "validation",
         "fingerprint",
     )

@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from sftkit.data.drops import Note
 from sftkit.data.tokenize import IGNORE_INDEX
 from sftkit.layout import DROPPED
 
@@ -52,9 +54,20 @@ def dpo_example(row: dict[str, Any], tokenizer: Any, index: int) -> Panel:
     return Panel(body, title=f"pair {index}", subtitle=sizes, title_align="left")
 
 
+def kto_example(row: dict[str, Any], tokenizer: Any, index: int) -> Panel:
+    desirable = bool(row["label"])
+    body = Group(
+        Text(tokenizer.decode(row["prompt_ids"], skip_special_tokens=False), style=MASKED),
+        Text("desirable:" if desirable else "undesirable:", style="bold"),
+        Text(tokenizer.decode(row["completion_ids"], skip_special_tokens=False), style=TRAINED if desirable else REJECTED),
+    )
+    sizes = f"prompt {len(row['prompt_ids'])}, completion {len(row['completion_ids'])} tokens"
+    return Panel(body, title=f"example {index} ({'desirable' if desirable else 'undesirable'})", subtitle=sizes, title_align="left")
+
+
 def examples(dataset: Any, tokenizer: Any, n: int, trainer_type: str) -> list[Panel]:
     """Panels for the first ``n`` rows of a prepared dataset."""
-    render = dpo_example if trainer_type == "dpo" else sft_example
+    render = {"dpo": dpo_example, "kto": kto_example}.get(trainer_type, sft_example)
     return [render(dataset[i], tokenizer, i) for i in range(min(n, len(dataset)))]
 
 
@@ -62,10 +75,11 @@ def legend(trainer_type: str) -> Text:
     text = Text("legend: ")
     text.append("masked (no loss)", style=MASKED)
     text.append("  ")
-    text.append("chosen (trained)" if trainer_type == "dpo" else "trained on", style=TRAINED)
-    if trainer_type == "dpo":
+    trained = {"dpo": "chosen (trained)", "kto": "desirable (trained)"}.get(trainer_type, "trained on")
+    text.append(trained, style=TRAINED)
+    if trainer_type in ("dpo", "kto"):
         text.append("  ")
-        text.append("rejected", style=REJECTED)
+        text.append("rejected" if trainer_type == "dpo" else "undesirable (trained away from)", style=REJECTED)
     return text
 
 
@@ -77,10 +91,15 @@ def summary_table(manifest: dict[str, Any], path: str, reused: bool) -> Table:
     template = manifest.get("template") or {}
     table.add_row("folder", path)
     table.add_row("format", f"{manifest.get('format')}  [dim](template {template.get('name')})[/]")
+    if manifest.get("format_reason"):
+        table.add_row("", f"[dim]{escape(manifest['format_reason'])}[/]")
     table.add_row("rows in", str(manifest.get("rows_in")))
     table.add_row("kept", f"[green]{manifest.get('rows_kept')}[/]")
     for reason, n in (manifest.get("dropped") or {}).items():
         table.add_row(f"  dropped: {reason}", f"[yellow]{n}[/]")
+    for code, n in (manifest.get("notes") or {}).items():
+        note = Note._value2member_map_.get(code)
+        table.add_row(f"  note: {code}", f"{n}" + (f" [dim]({escape(note.explanation)})[/]" if note else ""))
     val = manifest.get("validation") or {}
     if manifest.get("dropped") or val.get("dropped"):
         table.add_row("", f"[dim]each with its reason in {Path(path) / (manifest.get('files') or {}).get('dropped', DROPPED)}[/]")
@@ -94,6 +113,9 @@ def summary_table(manifest: dict[str, Any], path: str, reused: bool) -> Table:
     if lengths:
         table.add_row("tokens / row", "  ".join(f"{k} {v}" for k, v in lengths.items()))
     table.add_row("trained tokens", str(manifest.get("trained_tokens")))
+    labels = manifest.get("labels")
+    if labels:
+        table.add_row("labels", f"{labels['desirable']} desirable, {labels['undesirable']} undesirable")
     if val.get("rows_in") is not None:
         extra = "".join(f", {n} dropped {r}" for r, n in (val.get("dropped") or {}).items())
         table.add_row("validation", f"{val.get('rows_kept')} of {val.get('rows_in')} kept{extra}")

@@ -1,7 +1,8 @@
 """Reading a data file's rows, each with the line it starts on (``file:line``).
 
 JSONL, JSON (a list of rows, an object of splits ``{"train": [...], ...}`` or a ``{"data": [...]}`` wrapper
-such as SQuAD), CSV/TSV (quoted newlines), Parquet, and any of those gzipped (``.gz``).
+such as SQuAD), CSV/TSV (quoted newlines), Parquet, plain text (``.txt``: documents for continued pre-training,
+one per line or per blank-line-separated paragraph, each a ``{"text": ...}`` row), and any of those gzipped (``.gz``).
 
 File-level problems (empty, not UTF-8, unreadable JSON document) raise :class:`DataError` with one line. A
 single unreadable row of a JSONL or CSV file is yielded as a :class:`SourceRow` with an ``error`` so the
@@ -22,6 +23,8 @@ from sftkit.errors import DataError
 
 TEXT_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv")
 DATA_SUFFIXES = (*TEXT_SUFFIXES, ".parquet")
+#: plain text read as documents (``data.text_split``), not rows
+DOCUMENT_SUFFIXES = (".txt",)
 
 
 @dataclass
@@ -39,7 +42,7 @@ def data_suffix(path: Path) -> str | None:
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
-    if suffixes and suffixes[-1] in DATA_SUFFIXES:
+    if suffixes and suffixes[-1] in (*DATA_SUFFIXES, *DOCUMENT_SUFFIXES):
         return suffixes[-1]
     return None
 
@@ -50,13 +53,14 @@ def no_split(path: Path, split: str | None) -> None:
         raise DataError(f"{path}: has no split {split!r}", hint="only Hub datasets, saved folders and JSON objects of splits have splits")
 
 
-def read_file(path: Path, split: str | None) -> Iterator[SourceRow]:
-    """Every row of a data file, in order; ``split`` picks one list of a JSON object of splits."""
+def read_file(path: Path, split: str | None, text_split: str = "line") -> Iterator[SourceRow]:
+    """Every row of a data file, in order; ``split`` picks one list of a JSON object of splits; ``text_split``
+    (``line`` or ``paragraph``) cuts a ``.txt`` file into documents."""
     suffix = data_suffix(path)
     if suffix is None:
         raise DataError(
             f"{path}: unsupported file type {''.join(path.suffixes) or '(no extension)'}",
-            hint="use .jsonl, .json, .csv, .tsv or .parquet (optionally .gz)",
+            hint="use .jsonl, .json, .csv, .tsv, .parquet or .txt (optionally .gz)",
         )
     raw = read_bytes(path)
     if not raw.strip():
@@ -70,6 +74,9 @@ def read_file(path: Path, split: str | None) -> Iterator[SourceRow]:
         yield from _read_jsonl(path, text)
     elif suffix == ".json":
         yield from _read_json(path, text, split)
+    elif suffix in DOCUMENT_SUFFIXES:
+        no_split(path, split)
+        yield from _read_documents(path, text, text_split)
     else:
         no_split(path, split)
         yield from _read_csv(path, text, "\t" if suffix == ".tsv" else ",")
@@ -120,6 +127,26 @@ def _read_jsonl(path: Path, text: str) -> Iterator[SourceRow]:
             yield SourceRow(line, where, number, f"invalid JSON ({e.msg} at column {e.colno}): {snippet(line)}")
             continue
         yield SourceRow(data, where, number)
+
+
+def _read_documents(path: Path, text: str, text_split: str) -> Iterator[SourceRow]:
+    """A plain-text file as ``{"text": document}`` rows: each non-blank line (``line``), or each block of lines between
+    blank lines (``paragraph``, its lines joined by newlines), at the line it starts on."""
+    block: list[str] = []
+    start = 0
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.removesuffix("\r")
+        if line.strip():
+            if text_split == "line":
+                yield SourceRow({"text": line}, f"{path}:{number}", number)
+                continue
+            start = start or number
+            block.append(line)
+        elif block:
+            yield SourceRow({"text": "\n".join(block)}, f"{path}:{start}", start)
+            block, start = [], 0
+    if block:
+        yield SourceRow({"text": "\n".join(block)}, f"{path}:{start}", start)
 
 
 class _Lines:

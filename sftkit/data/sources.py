@@ -1,8 +1,10 @@
 """Where rows come from: what a ``data.dataset`` name means, the rows it holds, and what identifies them.
 
 A name is ``builtin:tiny`` (rows sftkit makes itself), a data file (see :mod:`sftkit.data.readers`), a
-folder written by ``datasets.Dataset.save_to_disk``, or a Hub dataset id. Whether text is a local path or
-a Hub id is decided by :mod:`sftkit.names`, so a mistyped path is "not found" and never a Hub download.
+folder written by ``datasets.Dataset.save_to_disk``, a Hub dataset id, or an entry of a LLaMA-Factory registry
+(``path/to/dataset_info.json#name``, see :mod:`sftkit.data.registry`: its file or Hub dataset, its rows rewritten
+into sftkit's columns). Whether text is a local path or a Hub id is decided by :mod:`sftkit.names`, so a mistyped
+path is "not found" and never a Hub download.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
 from sftkit.config import STDIN, STDIN_HINT, STDIN_MESSAGE
+from sftkit.data import registry
 from sftkit.data.readers import (
+    DOCUMENT_SUFFIXES,
     SourceRow,
     data_suffix,
     json_splits,
@@ -43,12 +47,16 @@ class Source:
     path: Path | None = None
     config_name: str | None = None
     revision: str | None = None
+    text_split: str = "line"
+    """How a ``.txt`` file is cut into documents (``data.text_split``)."""
+    entry: Any = field(default=None, compare=False)
+    """The LLaMA-Factory registry entry (:class:`sftkit.data.registry.Entry`) the rows are read through, if any."""
 
 
 # --------------------------------------------------------------------------- resolving a name
 
 
-def resolve_source(name: str, config_name: str | None = None) -> Source:
+def resolve_source(name: str, config_name: str | None = None, text_split: str = "line") -> Source:
     """Decide what a ``data.dataset`` value names; raise a one-line DataError for a missing local path."""
     if name == STDIN:  # (resolved configs refuse it already; this covers data given directly, e.g. `eval --data -`)
         raise ConfigError(STDIN_MESSAGE, hint=STDIN_HINT)
@@ -57,9 +65,16 @@ def resolve_source(name: str, config_name: str | None = None) -> Source:
             raise DataError(f"unknown built-in dataset {name!r}", hint=f"the built-in dataset is {BUILTIN_TINY}")
         return Source("builtin", name)
     path = Path(name).expanduser()
+    if not path.exists() and (reference := registry.split_reference(name)):
+        return _registry_source(name, registry.load_entry(*reference), text_split)
     if path.is_file():
-        return Source("file", name, path)
+        return Source("file", name, path, text_split=text_split)
     if path.is_dir():
+        if registry.looks_like_registry(path) and not any((path / m).is_file() for m in ("state.json", "dataset_dict.json")):
+            raise DataError(
+                f"{name}: a LLaMA-Factory data folder (its dataset_info.json is a registry of datasets)",
+                hint=f"name one of its entries: {Path(name) / 'dataset_info.json'}{registry.SEPARATOR}NAME",
+            )
         if any((path / marker).is_file() for marker in ("dataset_info.json", "state.json", "dataset_dict.json")):
             return Source("saved", name, path)
         raise DataError(
@@ -72,6 +87,16 @@ def resolve_source(name: str, config_name: str | None = None) -> Source:
     return Source("hub", repo, config_name=config_name, revision=revision or None)
 
 
+def _registry_source(name: str, entry: Any, text_split: str) -> Source:
+    """The source a registry entry names: its file (or save_to_disk folder), or its Hub dataset."""
+    if entry.hub:
+        return Source("hub", entry.hub, config_name=entry.subset, entry=entry)
+    inner = resolve_source(str(entry.file), text_split=text_split)
+    if inner.kind not in ("file", "saved"):
+        raise DataError(f"{entry.label}: file_name {entry.file} is not a data file or a save_to_disk folder")
+    return Source(inner.kind, name, inner.path, text_split=text_split, entry=entry)
+
+
 # --------------------------------------------------------------------------- reading rows
 
 
@@ -82,9 +107,11 @@ def read_rows(source: str | Path | Source, split: str | None = None) -> Iterator
     Hub dataset); for a plain list of rows it must be None or ``train``.
     """
     src = source if isinstance(source, Source) else resolve_source(str(source))
-    if src.kind == "file":
+    if src.entry is not None:
+        yield from map(src.entry.convert, read_rows(replace(src, entry=None), split))
+    elif src.kind == "file":
         assert src.path is not None
-        yield from read_file(src.path, split)
+        yield from read_file(src.path, split, src.text_split)
     elif src.kind == "saved":
         yield from _read_dataset(_load_saved(src, split), f"{src.name}[{split or 'train'}]")
     elif src.kind == "hub":
@@ -102,7 +129,7 @@ def source_rows(src: Source, split: str | None, trainer_type: str) -> Iterator[S
 
     validation = split == "validation"
     n = TINY_VALIDATION_ROWS if validation else TINY_TRAIN_ROWS
-    if trainer_type == "dpo":
+    if trainer_type in ("dpo", "kto"):  # KTO takes the pairs unpaired: each answer a row, desirable or not
         rows = _tiny_heldout_pairs(n, TINY_SEED) if validation else tiny.dpo_rows(n, TINY_SEED)
     else:
         rows = tiny.heldout_rows(n, TINY_SEED) if validation else tiny.sft_rows(n, TINY_SEED)
@@ -202,6 +229,20 @@ def sha256_file(path: Path) -> str:
 
 def describe_source(src: Source, split: str | None) -> dict[str, Any]:
     """What identifies a source's content, for the manifest and the cache fingerprint."""
+    return {**_describe(src, split), **_reading(src)}
+
+
+def _reading(src: Source) -> dict[str, Any]:
+    """How a source's rows are read, where that is more than its content: a registry entry, a .txt file's split."""
+    out: dict[str, Any] = {}
+    if src.entry is not None:
+        out["registry"] = src.entry.describe()
+    if src.kind == "file" and src.path is not None and data_suffix(src.path) in DOCUMENT_SUFFIXES:
+        out["text_split"] = src.text_split
+    return out
+
+
+def _describe(src: Source, split: str | None) -> dict[str, Any]:
     if src.kind == "file":
         assert src.path is not None
         return {"kind": "file", "path": str(src.path.resolve()), "sha256": sha256_file(src.path), "split": split}
@@ -228,7 +269,7 @@ def describe_source(src: Source, split: str | None) -> dict[str, Any]:
 def public_source(src: Source, split: str | None) -> dict[str, Any]:
     """The source as the manifest shows it (no Hub download to fingerprint it again)."""
     if src.kind == "hub":
-        return {"kind": "hub", "id": src.name, "config": src.config_name, "revision": src.revision, "split": split}
+        return {"kind": "hub", "id": src.name, "config": src.config_name, "revision": src.revision, "split": split, **_reading(src)}
     if src.kind == "builtin":
         return {"kind": "builtin", "name": src.name, "rows": [TINY_TRAIN_ROWS, TINY_VALIDATION_ROWS]}
     return describe_source(src, split)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sftkit.data.canonical import chat_messages, user_text
@@ -70,6 +70,10 @@ class Template:
     bos: str = ""
     eos: str = ""
     end_markers: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    """What the user should know about how the template was read (shown when data is prepared)."""
+    chat_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
+    """Variables a chat template is rendered with (``data.chat_template_kwargs``)."""
 
     def describe(self) -> dict[str, Any]:
         """What identifies this template (for the manifest and the cache fingerprint)."""
@@ -82,11 +86,28 @@ class Template:
             "response_marker": self.response_marker,
             "bos": self.bos,
             "eos": self.eos,
+            # only when set: data prepared before this key existed keeps its fingerprint
+            **({"chat_template_kwargs": self.chat_kwargs} if self.chat_kwargs else {}),
         }
 
 
-def resolve_template(spec: str, tokenizer: Any, response_marker: str | None = None) -> Template:
-    """``data.template`` (+ ``data.response_marker``) and the tokenizer -> a Template, or a ConfigError."""
+def resolve_template(
+    spec: str, tokenizer: Any, response_marker: str | None = None, chat_kwargs: dict[str, Any] | None = None
+) -> Template:
+    """``data.template`` (+ ``data.response_marker``, ``data.chat_template_kwargs``) and the tokenizer -> a Template,
+    or a ConfigError."""
+    tpl = _resolve_template(spec, tokenizer, response_marker)
+    if not chat_kwargs:
+        return tpl
+    if tpl.kind != "chat":
+        raise ConfigError(
+            f"data.chat_template_kwargs only apply to chat templates, not data.template={spec!r}",
+            hint="remove data.chat_template_kwargs, or use data.template=auto (the tokenizer's chat template)",
+        )
+    return replace(tpl, chat_kwargs=dict(chat_kwargs))
+
+
+def _resolve_template(spec: str, tokenizer: Any, response_marker: str | None = None) -> Template:
     eos = tokenizer.eos_token or ""
     if not eos:
         raise DataError("the tokenizer has no EOS token, so the model could not learn to stop", hint="set eos_token in its tokenizer_config.json")
@@ -115,9 +136,10 @@ def resolve_template(spec: str, tokenizer: Any, response_marker: str | None = No
     if name == "arabic":
         marker = _check_marker(response_marker or ARABIC_MARKER, ARABIC.split("{response}")[0], spec)
         return Template("arabic", "text", text=ARABIC, response_marker=marker, bos=bos, eos=eos)
-    _check_custom(spec)
-    marker = _check_marker(response_marker, spec.split("{response}")[0], spec)
-    return Template("custom", "text", text=spec, response_marker=marker, bos=bos, eos=eos)
+    text = _check_custom(spec)
+    notes = () if text == spec else (f"data.template has no {{response}}: the response follows its text directly, as in {text!r}",)
+    marker = _check_marker(response_marker, text.split("{response}")[0], spec)
+    return Template("custom", "text", text=text, response_marker=marker, bos=bos, eos=eos, notes=notes)
 
 
 def _chat_template(tokenizer: Any) -> str | None:
@@ -136,7 +158,9 @@ def _bos_text(tokenizer: Any) -> str:
     return tokenizer.bos_token if ids and ids[0] == bos_id else ""
 
 
-def _check_custom(spec: str) -> None:
+def _check_custom(spec: str) -> str:
+    """The custom template's text, checked: ``{response}`` is appended when it has none (the response follows
+    the prompt part, ``"User: {instruction}\\nAssistant: "``)."""
     if "{%" in spec or "{{" in spec and "messages" in spec:
         raise ConfigError(
             "data.template looks like a Jinja chat template",
@@ -157,11 +181,14 @@ def _check_custom(spec: str) -> None:
             f"data.template has unknown placeholder(s): {', '.join('{' + f + '}' for f in unknown)}",
             hint="placeholders are {instruction}, {input} and {response}",
         )
+    if "response" not in fields and "instruction" in fields:
+        return spec + "{response}"
     if fields.count("response") != 1 or fields[-1] != "response" or "instruction" not in fields:
         raise ConfigError(
-            "a custom data.template needs {instruction} and exactly one {response}, after every other placeholder",
-            hint="e.g. 'Question: {instruction}\\nAnswer: {response}'",
+            "a custom data.template needs {instruction} and at most one {response}, after every other placeholder",
+            hint="e.g. 'Question: {instruction}\\nAnswer: {response}' (without {response}, the response follows the template's text)",
         )
+    return spec
 
 
 def _check_marker(marker: str | None, prompt_part: str, spec: str) -> str | None:
@@ -184,10 +211,15 @@ class Rendered:
     spans: list[tuple[int, int]]
 
 
-def render_conversation(messages: list[dict[str, Any]], tokenizer: Any, template: Template) -> Rendered:
-    """A canonical conversation (ending with an assistant turn) -> text + trained spans, ending in one EOS."""
+def render_conversation(
+    messages: list[dict[str, Any]], tokenizer: Any, template: Template, tools: list[dict[str, Any]] | None = None
+) -> Rendered:
+    """A canonical conversation (ending with an assistant turn) -> text + trained spans, ending in one EOS.
+
+    ``tools``: the tool definitions a chat template is given (``apply_chat_template(tools=...)``); every assistant
+    turn, its tool calls included, is trained on, and tool results are not (see :func:`tool_problem`)."""
     if template.kind == "chat":
-        rendered = _render_chat(messages, tokenizer, template)
+        rendered = _render_chat(messages, tokenizer, template, tools)
     else:
         rendered = _render_text(messages, template)
     return _close_with_eos(rendered, template.eos)
@@ -206,15 +238,17 @@ def render_prompt(
     *,
     system_prompt: str | None = None,
     response_marker: str | None = None,
+    chat_template_kwargs: dict[str, Any] | None = None,
 ) -> str:
     """The text a model is given to generate the next assistant turn, exactly as it was trained.
 
     ``messages`` is the conversation so far (canonical messages, no final answer). ``template`` is a
-    resolved Template or the ``data.template`` value the run trained with (then ``response_marker`` is
-    ``data.response_marker``). ``system_prompt`` (``data.system_prompt``) is added when there is no
-    system message. Tokenise the result with ``add_special_tokens=False`` (see :func:`prompt_ids`).
+    resolved Template or the ``data.template`` value the run trained with (then ``response_marker`` and
+    ``chat_template_kwargs`` are ``data.response_marker`` and ``data.chat_template_kwargs``). ``system_prompt``
+    (``data.system_prompt``) is added when there is no system message. Tokenise the result with
+    ``add_special_tokens=False`` (see :func:`prompt_ids`).
     """
-    tpl = template if isinstance(template, Template) else resolve_template(template, tokenizer, response_marker)
+    tpl = template if isinstance(template, Template) else resolve_template(template, tokenizer, response_marker, chat_template_kwargs)
     if system_prompt and not any(m["role"] == "system" for m in messages):
         messages = [{"role": "system", "content": system_prompt}, *messages]
     if not messages or messages[-1]["role"] == "assistant":
@@ -237,24 +271,25 @@ def render_pair(prompt: list[dict[str, Any]], response: str, tokenizer: Any, tem
     return rendered.text[:start], rendered.text[start:end]
 
 
-def _apply(tokenizer: Any, tpl: Template, messages: list[dict[str, Any]], generation: bool) -> str:
+def _apply(tokenizer: Any, tpl: Template, messages: list[dict[str, Any]], generation: bool, tools: list[dict[str, Any]] | None = None) -> str:
+    extra = {**tpl.chat_kwargs, **({"tools": tools} if tools else {})}
     try:
         return tokenizer.apply_chat_template(
-            chat_messages(messages), tokenize=False, add_generation_prompt=generation, chat_template=tpl.jinja
+            chat_messages(messages), tokenize=False, add_generation_prompt=generation, chat_template=tpl.jinja, **extra
         )
     except Exception as e:  # noqa: BLE001 - Jinja raises TemplateError, TypeError, ... on unexpected input
         raise InvalidRow(f"the chat template cannot render this conversation ({type(e).__name__}: {e})") from None
 
 
-def _render_chat(messages: list[dict[str, Any]], tokenizer: Any, tpl: Template) -> Rendered:
-    full = _apply(tokenizer, tpl, messages, generation=False)
+def _render_chat(messages: list[dict[str, Any]], tokenizer: Any, tpl: Template, tools: list[dict[str, Any]] | None = None) -> Rendered:
+    full = _apply(tokenizer, tpl, messages, False, tools)
     spans: list[tuple[int, int]] = []
     last = len(messages) - 1
     for i, msg in enumerate(messages):
         if msg["role"] != "assistant":
             continue
-        start_text = _apply(tokenizer, tpl, messages[:i], generation=True) if i else ""
-        end_text = full if i == last else _apply(tokenizer, tpl, messages[: i + 1], generation=False)
+        start_text = _apply(tokenizer, tpl, messages[:i], True, tools) if i else ""
+        end_text = full if i == last else _apply(tokenizer, tpl, messages[: i + 1], False, tools)
         floor = spans[-1][1] if spans else 0
         if i and full.startswith(start_text) and full.startswith(end_text) and floor <= len(start_text) < len(end_text):
             a, b = len(start_text), len(end_text)
@@ -262,6 +297,33 @@ def _render_chat(messages: list[dict[str, Any]], tokenizer: Any, tpl: Template) 
             a, b = _locate(full, msg["content"], floor, tpl)
         spans.append((a, _cut_after_marker(full, a, b, tpl.end_markers)))
     return Rendered(full[: spans[-1][1]], spans)
+
+
+def tool_problem(example: dict[str, Any], tokenizer: Any, template: Template) -> tuple[str, str] | None:
+    """Why ``template`` cannot render the tool use of a canonical example, as (what it uses, what goes wrong), or
+    None when it can (or the example uses no tools). A chat template that renders the conversation the same with and
+    without its tool definitions, or without its tool calls, or leaves a tool result out, cannot train tool use."""
+    messages = example.get("messages") or example.get("prompt") or []
+    tools = example.get("tools")
+    calls = any(m.get("tool_calls") for m in messages)
+    results = [m["content"] for m in messages if m["role"] == "tool"]
+    used = ", ".join(n for n, u in (("tool definitions", tools), ("tool calls", calls), ("tool results", results)) if u)
+    if not used:
+        return None
+    if template.kind != "chat":
+        return used, f"data.template={template.name} is plain text, with no place for them"
+    try:
+        full = _apply(tokenizer, template, messages, False, tools)
+        if tools and full == _apply(tokenizer, template, messages, False, None):
+            return used, "the chat template ignores the tool definitions (tools=)"
+        if calls and full == _apply(tokenizer, template, [{k: v for k, v in m.items() if k != "tool_calls"} for m in messages], False, tools):
+            return used, "the chat template leaves the assistant's tool calls out"
+    except InvalidRow as e:
+        return used, str(e)
+    missing = next((r for r in results if r not in full), None)
+    if missing is not None:
+        return used, f"the chat template leaves a tool result out ({missing[:40]!r})"
+    return None
 
 
 def _locate(full: str, content: str, floor: int, tpl: Template) -> tuple[int, int]:

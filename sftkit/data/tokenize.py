@@ -110,3 +110,33 @@ def truncate_pair(enc: EncodedPair, max_prompt_length: int, max_length: int) -> 
     chosen, rejected = enc.chosen_ids[:room], enc.rejected_ids[:room]
     cut = len(prompt) < len(enc.prompt_ids) or len(chosen) < len(enc.chosen_ids) or len(rejected) < len(enc.rejected_ids)
     return EncodedPair(prompt, chosen, rejected, enc.boundary_merge), cut
+
+
+@dataclass
+class EncodedUnpaired:
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    boundary_merge: bool = False
+
+
+def encode_unpaired(items: list[tuple[str, str]], tokenizer: Any) -> list[EncodedUnpaired]:
+    """(prompt text, completion text) -> ids; the completion starts where prompt and prompt+completion diverge
+    (as TRL's KTOTrainer splits them)."""
+    texts: list[str] = []
+    for prompt, completion in items:
+        texts += [prompt, prompt + completion]
+    ids = _encode(tokenizer, texts)
+    out = []
+    for k in range(len(items)):
+        p, pc = ids[2 * k : 2 * k + 2]
+        n = _common_prefix(p, pc)
+        out.append(EncodedUnpaired(p[:n], pc[n:], n < len(p)))
+    return out
+
+
+def truncate_unpaired(enc: EncodedUnpaired, max_prompt_length: int, max_length: int) -> tuple[EncodedUnpaired, bool]:
+    """Prompt keeps its last ``max_prompt_length`` tokens; the completion is cut so prompt + completion fits ``max_length``."""
+    prompt = enc.prompt_ids[-max_prompt_length:] if len(enc.prompt_ids) > max_prompt_length else enc.prompt_ids
+    completion = enc.completion_ids[: max_length - len(prompt)]
+    cut = len(prompt) < len(enc.prompt_ids) or len(completion) < len(enc.completion_ids)
+    return EncodedUnpaired(prompt, completion, enc.boundary_merge), cut

@@ -14,7 +14,7 @@ from typing import Any
 
 from sftkit.errors import DataError, partial_output
 from sftkit.layout import DROPPED, MANIFEST
-from sftkit.yamlio import atomic_write_text
+from sftkit.yamlio import atomic_write_text, follow_umask
 
 
 def _to_dataset(rows: list[dict[str, Any]], trainer_type: str) -> Any:
@@ -23,6 +23,9 @@ def _to_dataset(rows: list[dict[str, Any]], trainer_type: str) -> Any:
     if trainer_type == "dpo":
         cols = {"prompt_ids": List(Value("int64")), "chosen_ids": List(Value("int64")), "rejected_ids": List(Value("int64"))}
         cols.update({k: Value("string") for k in ("prompt", "chosen", "rejected", "messages")})
+    elif trainer_type == "kto":
+        cols = {"prompt_ids": List(Value("int64")), "completion_ids": List(Value("int64")), "label": Value("bool")}
+        cols.update({k: Value("string") for k in ("prompt", "completion", "messages")})
     else:
         cols = {"input_ids": List(Value("int64")), "labels": List(Value("int64")), "messages": Value("string")}
     data = {k: [r[k] for r in rows] for k in cols}
@@ -63,6 +66,7 @@ def write_prepared(
                 for record in dropped:
                     f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
             (tmp / MANIFEST).write_text(_manifest_text(manifest), encoding="utf-8")
+        follow_umask(tmp)  # mkdtemp made the folder private; the prepared data is an ordinary folder
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             os.rename(out, old)

@@ -1,240 +1,330 @@
-"""Reading an old config file as a syntax tree (never running it): every field's final literal value and its line.
+"""Reading an old config file, never running it: every field's final value, the file and line that set it.
 
-The config class is the one instantiated as ``config = X(...)`` (else the last ``*Config`` class). Its values
-come, in the order Python would apply them, from the class chain defined in the file, the ``__post_init__``
-bodies that run, and the keyword arguments of that instantiation. Anything that is not a literal is kept
-as skipped, with its line and source text.
+A ``.py`` file is read by :mod:`sftkit.legacy.static`: the config is the module-level ``config`` object (an
+instance, one made by a factory function or derived from another config), else the last config object the file
+makes, else what a zero-argument ``*config*`` factory returns, else an instance of the last ``*Config`` class
+defined in it. Its class may live in a sibling file of the same folder (``from config.train_smollm3 import
+SmolLM3Config``, ``from .base_config import BaseConfig``); that file is read the same way. A base class sftkit
+knows (``SmolLM3Config``) whose file is not there is taken with its known defaults.
+
+A ``.yaml`` file in the Arabic library's shape (``model:``, ``training:``, ``lora:`` ... sections) is read into
+the same flat field names (:data:`~sftkit.legacy.fields.YAML_KEYS`).
 """
 
 from __future__ import annotations
 
-import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sftkit.errors import ConfigError
+from sftkit.legacy.fields import (
+    KNOWN_BASES,
+    YAML_EVALUATION_SECTIONS,
+    YAML_GROUPS,
+    YAML_KEYS,
+    YAML_METHOD_SECTIONS,
+)
+from sftkit.legacy.static import (
+    ClassRef,
+    FuncRef,
+    Loader,
+    NotStatic,
+    Obj,
+    Skipped,
+    Value,
+    _Unknown,
+    call_factory,
+    instantiate_class,
+    to_plain,
+)
 
+__all__ = ["LegacyFile", "Skipped", "Value", "read_legacy"]
 
-@dataclass
-class Value:
-    """One field's final value in the old config, and the line that set it."""
-
-    name: str
-    line: int
-    value: Any = None
-    skipped: str | None = None
-    """Why the value could not be taken (an expression that is not a literal); None when it was."""
-
-
-@dataclass
-class Skipped:
-    name: str
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.name}: {self.reason}"
-
-
-class _Reader:
-    """Collect field values from the class chain, ``__post_init__`` and the module-level instance."""
-
-    def __init__(self, tree: ast.Module) -> None:
-        self.tree = tree
-        self.classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
-        self.values: dict[str, Value] = {}
-        self.skipped: list[Skipped] = []
-
-    def target(self) -> tuple[ast.ClassDef, ast.Call | None]:
-        """The config class: the one instantiated as ``config = X(...)``, else the last *Config class."""
-        for node in self.tree.body:
-            if (
-                isinstance(node, ast.Assign)
-                and any(isinstance(t, ast.Name) and t.id == "config" for t in node.targets)
-                and isinstance(node.value, ast.Call)
-                and isinstance(node.value.func, ast.Name)
-                and node.value.func.id in self.classes
-            ):
-                return self.classes[node.value.func.id], node.value
-        candidates = [c for c in self.classes.values() if c.name.endswith("Config") or any(_name(b).endswith("Config") for b in c.bases)]
-        if not candidates:
-            raise ConfigError(
-                "no config class found in the legacy file",
-                hint="expected a dataclass like `class MyConfig(SmolLM3Config): ...` and `config = MyConfig()`",
-            )
-        return candidates[-1], None
-
-    def chain(self, cls: ast.ClassDef) -> tuple[list[ast.ClassDef], str | None]:
-        """Classes from the root down (those defined in this file) and the external base's name."""
-        chain = [cls]
-        seen = {cls.name}
-        while True:
-            bases = [_name(b) for b in chain[0].bases]
-            local = next((self.classes[b] for b in bases if b in self.classes and b not in seen), None)
-            if local is None:
-                external = next((b for b in bases if b and b != "object"), None)
-                return chain, external
-            chain.insert(0, local)
-            seen.add(local.name)
-
-    def read_class(self, cls: ast.ClassDef) -> None:
-        for stmt in cls.body:
-            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
-                self.set(stmt.target.id, stmt.value, stmt.lineno)
-            elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-                self.set(stmt.targets[0].id, stmt.value, stmt.lineno)
-
-    def post_inits(self, chain: list[ast.ClassDef]) -> list[ast.FunctionDef]:
-        """The ``__post_init__`` bodies that run: the most derived one, and its parents' through super()."""
-        runs: list[ast.FunctionDef] = []
-        for cls in reversed(chain):
-            fn = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__post_init__"), None)
-            if fn is None:
-                continue
-            runs.insert(0, fn)
-            if not _calls_super_post_init(fn):
-                break
-        return runs
-
-    def read_post_init(self, fn: ast.FunctionDef) -> None:
-        for stmt in fn.body:
-            attr = _self_assign(stmt)
-            if attr:
-                self.set(attr, stmt.value, stmt.lineno)  # type: ignore[union-attr]
-            elif isinstance(stmt, ast.If):
-                self._read_if(stmt)
-
-    def _read_if(self, stmt: ast.If) -> None:
-        """``if self.x is None: self.x = <literal>`` fills a default; other conditional assignments are skipped."""
-        assigned = [(s, _self_assign(s)) for s in ast.walk(stmt) if _self_assign(s)]
-        if not assigned:
-            return  # validation or printing: nothing to carry over
-        test = stmt.test
-        is_none_check = (
-            isinstance(test, ast.Compare)
-            and len(test.ops) == 1
-            and isinstance(test.ops[0], ast.Is)
-            and isinstance(test.comparators[0], ast.Constant)
-            and test.comparators[0].value is None
-            and _self_attr(test.left)
-        )
-        if is_none_check and not stmt.orelse and all(_self_assign(s) == _self_attr(test.left) for s in stmt.body):
-            name = _self_attr(test.left)
-            current = self.values.get(name)
-            if current is None or (current.skipped is None and current.value is None):
-                for s in stmt.body:
-                    self.set(name, s.value, s.lineno)  # type: ignore[attr-defined]
-            return
-        for s, name in assigned:
-            self.values.pop(name, None)
-            self.skipped.append(Skipped(name, s.lineno, "set under a condition in __post_init__: not evaluated"))
-
-    def read_instance(self, call: ast.Call | None) -> None:
-        if call is None:
-            return
-        for kw in call.keywords:
-            if kw.arg is None:
-                self.skipped.append(Skipped("**kwargs", kw.value.lineno, "not evaluated: " + _source(kw.value)))
-            else:
-                self.set(kw.arg, kw.value, kw.value.lineno)
-
-    def set(self, name: str, node: ast.expr, line: int) -> None:
-        try:
-            value = _literal(node)
-        except ValueError:
-            self.values[name] = Value(name, line, skipped="not evaluated: " + _source(node))
-            return
-        self.values[name] = Value(name, line, value)
-
-
-def _literal(node: ast.expr) -> Any:
-    """A literal's value; ``field(default=<literal>)`` too. Raises ValueError for anything else."""
-    if isinstance(node, ast.Call) and _name(node.func) in ("field", "dataclasses.field"):
-        for kw in node.keywords:
-            if kw.arg == "default":
-                return ast.literal_eval(kw.value)
-        raise ValueError("field() without a literal default")
-    return ast.literal_eval(node)
-
-
-def _name(node: ast.expr) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        inner = _name(node.value)
-        return f"{inner}.{node.attr}" if inner else node.attr
-    return ""
-
-
-def _self_attr(node: ast.expr) -> str | None:
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
-        return node.attr
-    return None
-
-
-def _self_assign(stmt: ast.AST) -> str | None:
-    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-        return _self_attr(stmt.targets[0])
-    if isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-        return _self_attr(stmt.target)
-    return None
-
-
-def _calls_super_post_init(fn: ast.FunctionDef) -> bool:
-    for node in ast.walk(fn):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "__post_init__"
-            and isinstance(node.func.value, ast.Call)
-            and _name(node.func.value.func) == "super"
-        ):
-            return True
-    return False
-
-
-def _source(node: ast.expr) -> str:
-    text = ast.unparse(node)
-    return text if len(text) <= 60 else text[:57] + "..."
+YAML_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass
 class LegacyFile:
-    """What parsing an old config file found."""
+    """What reading an old config file found."""
 
+    source: Path
     class_name: str
-    """The config class (the one ``config = ...()`` instantiates)."""
-    base: str
-    """The class it builds on: an imported one (``SmolLM3Config``), or the root of its in-file chain."""
-    external: bool
-    """Whether ``base`` is defined in another file (its values are then only known for the SmolLM3 bases)."""
+    """The config's class (for a YAML file, its file name)."""
+    chain: list[str]
+    """Its class and base classes, root first."""
     values: dict[str, Value]
-    skipped: list[Skipped]
+    skipped: list[Skipped] = field(default_factory=list)
+    """Things that make values uncertain as a whole (``**kwargs`` that were not evaluated), and YAML keys dropped."""
+    assumed: list[str] = field(default_factory=list)
+    """Base classes whose file was not found, whose known defaults were used."""
+    files: list[Path] = field(default_factory=list)
+    """Every file read."""
+    kind: str = "python"
+    same: dict[str, str] = field(default_factory=dict)
+    """YAML keys that repeat another key's value (``checkpointing.save_steps`` as ``training.save_steps``): key -> that key."""
+
+    @property
+    def base(self) -> str:
+        return self.chain[0] if self.chain else self.class_name
+
+    @property
+    def external(self) -> bool:
+        return bool(self.assumed)
 
 
 def read_legacy(path: Path) -> LegacyFile:
-    """The config class, its base and every field's final value in an old config file, by parsing only."""
+    """The config in an old ``.py`` (or ``.yaml``) file, by reading it only."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(
+            f"{path} is a folder",
+            hint="pass the old config file itself (config/train_*.py)",
+        )
     try:
-        source = path.read_text(encoding="utf-8")
+        path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"legacy config not found: {path}", hint="pass the path to the old config/*.py file") from None
+        raise ConfigError(
+            f"legacy config not found: {path}",
+            hint="pass the path to the old config/*.py file",
+        ) from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text", hint="pass the old config/*.py file") from None
+        raise ConfigError(
+            f"{path}: not UTF-8 text", hint="pass the old config/*.py file"
+        ) from None
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read {path}: {e.strerror or e}",
+            hint="check that the file is readable",
+        ) from None
+    if path.suffix.lower() in YAML_SUFFIXES:
+        return _read_yaml(path)
     try:
-        tree = ast.parse(source, filename=str(path))  # parsed, never compiled to code or run
-        reader = _Reader(tree)
-        cls, call = reader.target()
-        chain, external = reader.chain(cls)
-        for c in chain:
-            reader.read_class(c)
-        for fn in reader.post_inits(chain):
-            reader.read_post_init(fn)
-        reader.read_instance(call)
+        return _read_python(path)
     except SyntaxError as e:
-        raise ConfigError(f"{path}:{e.lineno}: not valid Python: {e.msg}", hint="pass the old config/*.py file") from None
-    except (RecursionError, MemoryError):  # the parser and the tree walks recurse once per nesting level
-        raise ConfigError(f"{path}: nested too deeply to read", hint="pass the old config/*.py file: a config nests a few levels at most") from None
-    return LegacyFile(cls.name, external or chain[0].name, external is not None, reader.values, reader.skipped)
+        where = e.filename or str(path)
+        raise ConfigError(
+            f"{where}:{e.lineno}: not valid Python: {e.msg}",
+            hint="pass the old config/*.py file",
+        ) from None
+    except (
+        RecursionError,
+        MemoryError,
+    ):  # the parser and the tree walks recurse once per nesting level
+        raise ConfigError(
+            f"{path}: nested too deeply to read",
+            hint="pass the old config/*.py file: a config nests a few levels at most",
+        ) from None
 
+
+def _read_python(path: Path) -> LegacyFile:
+    loader = Loader(KNOWN_BASES)
+    module = loader.load(path)
+    ns = module.namespace()
+    obj = _target(path, module, ns)
+    missing = obj.missing_base
+    if missing is not None:
+        looked = ", ".join(str(p) for p in missing.looked[:3])
+        raise ConfigError(
+            f"{path}: {obj.cls.name} builds on {missing.describe()}, which was not found next to it (looked for {looked})",
+            hint=f"convert the file where it sits in the old project, next to the file that defines {missing.name}",
+        )
+    assumed = [ref.name for ref in obj.chain if ref.builtin is not None]
+    values = {name: _plain(v) for name, v in obj.fields.items()}
+    return LegacyFile(
+        source=path.resolve(),
+        class_name=obj.cls.name,
+        chain=[ref.name for ref in obj.chain],
+        values=values,
+        skipped=list(obj.extra),
+        assumed=assumed,
+        files=list(loader.modules),
+    )
+
+
+def _plain(v: Value) -> Value:
+    if v.skipped is None and isinstance(v.value, (Obj, dict, list, tuple)):
+        v.value = to_plain(v.value)
+    return v
+
+
+def _target(path: Path, module: Any, ns: dict[str, Any]) -> Obj:
+    """The config object the file defines (see the module docstring)."""
+    binding = ns.get("config")
+    if isinstance(binding, _Unknown):
+        _not_static(path, "config", binding.error)
+    if binding is not None:
+        try:
+            value = module.loader.resolve(binding)
+        except NotStatic as e:
+            _not_static(path, "config", e)
+        if isinstance(value, Obj):
+            return value
+    for name in reversed(module.order):
+        value = ns.get(name)
+        if isinstance(value, Obj):
+            return value
+    factories = [
+        v
+        for v in ns.values()
+        if isinstance(v, FuncRef)
+        and v.module is module
+        and "config" in v.name.lower()
+        and _no_required_args(v)
+    ]
+    for fn in reversed(factories):
+        try:
+            made = call_factory(module, fn)
+        except NotStatic:
+            continue
+        if isinstance(made, Obj):
+            return made
+    classes = [
+        v
+        for v in ns.values()
+        if isinstance(v, ClassRef)
+        and v.module is module
+        and (
+            v.name.endswith("Config")
+            or any(_base_name(b).endswith("Config") for b in v.node.bases)
+        )  # type: ignore[union-attr]
+    ]
+    if classes:
+        return instantiate_class(module, classes[-1])
+    unknown = {
+        k: v
+        for k, v in ns.items()
+        if isinstance(v, _Unknown)
+        and v.error is not None
+        and v.error.missing is not None
+    }
+    for name, v in unknown.items():
+        _not_static(path, name, v.error)
+    raise ConfigError(
+        f"{path}: no config class found in the legacy file",
+        hint="expected a dataclass like `class MyConfig(SmolLM3Config): ...`, or `config = SomeConfig(...)`",
+    )
+
+
+def _not_static(path: Path, name: str, error: NotStatic | None) -> None:
+    if error is not None and error.missing is not None:
+        m = error.missing
+        looked = ", ".join(str(p) for p in m.looked[:3])
+        raise ConfigError(
+            f"{path}: `{name}` uses {m.describe()}, which was not found next to it (looked for {looked})",
+            hint=f"convert the file where it sits in the old project, next to the file that defines {m.name}",
+        )
+    why = error.reason if error is not None else "not evaluated"
+    raise ConfigError(
+        f"{path}: `{name}` cannot be read without running the file ({why})",
+        hint="sftkit reads configs without running them: write the values out, or create sftkit.yaml with `sftkit init`",
+    )
+
+
+def _no_required_args(fn: FuncRef) -> bool:
+    a = fn.node.args
+    positional = [*a.posonlyargs, *a.args]
+    required = len(positional) - len(a.defaults)
+    kw_required = sum(1 for d in a.kw_defaults if d is None)
+    return required <= 0 and kw_required == 0
+
+
+def _base_name(node: Any) -> str:
+    import ast
+
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return ""
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+def _read_yaml(path: Path) -> LegacyFile:
+    from sftkit.keys import SECTIONS
+    from sftkit.yamlio import load_yaml
+
+    data, lines = load_yaml(path)
+    path = path.resolve()
+    if set(data) <= {
+        *SECTIONS,
+        "trainer_type",
+        "extends",
+        "description",
+    } and _is_sftkit_yaml(path):
+        raise ConfigError(
+            f"{path} is already an sftkit config",
+            hint=f"use it as it is: sftkit train --config {path}",
+        )
+    values: dict[str, Value] = {}
+    skipped: list[Skipped] = []
+    same: dict[str, str] = {}
+    for dotted, value in _flatten(data).items():
+        line = lines.get(dotted, 0)
+        section = dotted.split(".")[0]
+        if section in YAML_GROUPS:
+            continue
+        if section in YAML_EVALUATION_SECTIONS:
+            reason = f"not mapped: sampling and metrics are options of `sftkit eval` / `sftkit generate` (value {_short(value)})"
+            skipped.append(Skipped(dotted, line, reason, path))
+            continue
+        name = YAML_KEYS.get(dotted) if section not in YAML_METHOD_SECTIONS else None
+        if name is None:
+            values[dotted] = Value(dotted, line, value, path=path)
+            continue
+        first = values.get(name)
+        if first is None:
+            values[name] = Value(name, line, value, path=path, key=dotted)
+        elif first.value == value:
+            same[dotted] = str(first.key)
+        else:
+            reason = f"disagrees with {first.key}={first.value!r} (line {first.line}), which was used"
+            skipped.append(Skipped(dotted, line, reason, path))
+    for section, name in YAML_GROUPS.items():
+        group = data.get(section)
+        if isinstance(group, dict):
+            values[name] = Value(
+                name, lines.get(section, 0), dict(group), path=path, key=section
+            )
+    return LegacyFile(
+        source=path,
+        class_name=path.name,
+        chain=[],
+        values=values,
+        skipped=skipped,
+        files=[path],
+        kind="yaml",
+        same=same,
+    )
+
+
+def _is_sftkit_yaml(path: Path) -> bool:
+    from sftkit.resolve import resolve_config
+
+    try:
+        resolve_config(config_file=path, check=False)
+    except ConfigError:
+        return False
+    return True
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if (
+            isinstance(value, dict)
+            and value
+            and dotted.split(".")[0] not in YAML_GROUPS
+        ):
+            out.update(_flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 50 else text[:47] + "..."

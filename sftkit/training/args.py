@@ -1,4 +1,4 @@
-"""RunConfig -> keyword arguments of TRL's SFTConfig / DPOConfig, peft's LoraConfig and model loading,
+"""RunConfig -> keyword arguments of TRL's SFTConfig / DPOConfig / KTOConfig, peft's LoraConfig and model loading,
 and the real argument objects built from them.
 
 The ``*_args`` functions are pure Python (no torch, no TRL import). :func:`build_trainer_config` and
@@ -29,21 +29,17 @@ def tracking_args(cfg: RunConfig) -> dict[str, Any]:
     return out
 
 
-def tracking_env(cfg: RunConfig) -> dict[str, str]:
-    """Environment the trackers read (transformers' TensorBoard callback takes its folder from here)."""
-    import sftkit.layout as layout
-
-    tr = cfg.tracking
-    if tr.enabled and tr.backend == "tensorboard":
-        return {"TENSORBOARD_LOGGING_DIR": str(Path(cfg.train.output_dir) / layout.TENSORBOARD)}
-    return {}
-
-
 def scheduler_args(cfg: RunConfig) -> dict[str, Any]:
+    """``lr_scheduler_type`` and ``lr_scheduler_kwargs``: ``cosine`` with a ``train.min_lr`` is transformers'
+    ``cosine_with_min_lr``; the cosine schedules with a floor get ``train.min_lr`` as their ``min_lr``."""
+    from sftkit.config import FLOOR_SCHEDULERS
+
     t = cfg.train
-    if t.scheduler == "cosine" and t.min_lr > 0:
-        return {"lr_scheduler_type": "cosine_with_min_lr", "lr_scheduler_kwargs": {"min_lr": t.min_lr}}
-    return {"lr_scheduler_type": t.scheduler}
+    name = "cosine_with_min_lr" if t.scheduler == "cosine" and t.min_lr > 0 else t.scheduler
+    kwargs = dict(t.scheduler_kwargs)
+    if name in FLOOR_SCHEDULERS and t.min_lr > 0:
+        kwargs["min_lr"] = t.min_lr
+    return {"lr_scheduler_type": name, "lr_scheduler_kwargs": kwargs} if kwargs else {"lr_scheduler_type": name}
 
 
 def padding_free_wanted(cfg: RunConfig) -> bool:
@@ -58,9 +54,11 @@ def trainer_args(
     ddp_backend: str | None = None,
     padding_free: bool | None = None,
     train_rows: int | None = None,
+    pin_memory: bool = False,
 ) -> dict[str, Any]:
-    """Keyword arguments for SFTConfig (trainer_type sft) or DPOConfig (dpo). ``padding_free``: the decision for
-    this model (default: what the config asks for); ``train_rows``: the number of training rows, when known."""
+    """Keyword arguments for SFTConfig (trainer_type sft), DPOConfig (dpo) or KTOConfig (kto). ``padding_free``: the decision for
+    this model (default: what the config asks for); ``train_rows``: the number of training rows, when known;
+    ``pin_memory``: whether this machine has an accelerator to copy batches to (:func:`pin_memory_useful`)."""
     t = cfg.train
     if has_eval is None:
         has_eval = cfg.has_validation
@@ -87,6 +85,8 @@ def trainer_args(
         "max_grad_norm": t.max_grad_norm,
         "train_sampling_strategy": "group_by_length" if t.group_by_length and not cfg.data.packing else "random",
         "dataloader_num_workers": t.dataloader_num_workers,
+        # pinned host memory only speeds copies to an accelerator; without one torch warns that it goes unused
+        "dataloader_pin_memory": pin_memory,
         "activation_checkpointing": cfg.model.gradient_checkpointing,
         "logging_steps": t.logging_steps,
         "logging_first_step": True,
@@ -106,11 +106,13 @@ def trainer_args(
         "include_num_input_tokens_seen": "non_padding",  # "all" for padding-free batches: see below
         # a NaN/inf loss must reach the NaN guard, not be filtered out of the logged mean
         "logging_nan_inf_filter": False,
-        "ddp_backend": ddp_backend,
+        "ddp_backend": t.ddp_backend or ddp_backend,
+        "ddp_find_unused_parameters": t.ddp_find_unused_parameters,
+        "tf32": t.tf32,
         **tracking_args(cfg),
     }
     if t.load_best_model_at_end:
-        args["greater_is_better"] = "loss" not in t.metric_for_best_model
+        args["greater_is_better"] = t.greater_is_better if t.greater_is_better is not None else "loss" not in t.metric_for_best_model
     if cfg.trainer_type == "sft":
         if padding_free is None:
             padding_free = padding_free_wanted(cfg)
@@ -128,6 +130,22 @@ def trainer_args(
             # every token of a padding-free batch is real; "non_padding" would also drop those equal to the pad
             # token (often the end-of-turn token)
             args.update({"padding_free": True, "max_length": None, "include_num_input_tokens_seen": "all"})
+    elif cfg.trainer_type == "kto":
+        k = cfg.kto
+        args.update(
+            {
+                "beta": k.beta,
+                "loss_type": k.loss_type,
+                "desirable_weight": k.desirable_weight,
+                "undesirable_weight": k.undesirable_weight,
+                "max_length": k.max_length,
+                "precompute_ref_log_probs": precompute_reference(cfg, train_rows),
+            }
+        )
+        if k.loss_type == "kto":
+            # the KL reference point of each row is another row of its batch (TRL pairs them in a fixed order);
+            # the training rows are shuffled once instead (seeded by train.seed, see trainers.kto_trainer_class)
+            args["train_sampling_strategy"] = "sequential"
     else:
         d = cfg.dpo
         args.update(
@@ -143,7 +161,7 @@ def trainer_args(
 
 
 def precompute_reference(cfg: RunConfig, train_rows: int | None) -> bool:
-    """DPO's reference log-probabilities computed once, before training, when the run sees every training row at
+    """DPO's (and KTO's) reference log-probabilities computed once, before training, when the run sees every training row at
     least once: the frozen reference then costs one forward per row instead of one per row per epoch, and TRL
     keeps no reference model in memory. A run shorter than an epoch computes them as it goes (fewer rows)."""
     if train_rows is None:
@@ -155,6 +173,16 @@ def precompute_reference(cfg: RunConfig, train_rows: int | None) -> bool:
 
     seen = t.max_iters * t.batch_size * t.gradient_accumulation_steps * int(os.environ.get("WORLD_SIZE", "1"))
     return seen >= train_rows
+
+
+def pin_memory_useful(cfg: RunConfig) -> bool:
+    """Pinned data-loader memory: for a run on an accelerator (torch's own test, as its DataLoader makes it)."""
+    if cfg.train.use_cpu:
+        return False
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)
+    return bool(accelerator.is_available()) if accelerator is not None else torch.cuda.is_available()
 
 
 def model_load_args(cfg: RunConfig) -> dict[str, Any]:
@@ -208,19 +236,51 @@ def build_trainer_config(
     padding_free: bool | None = None,
     train_rows: int | None = None,
 ) -> Any:
-    """TRL's SFTConfig / DPOConfig for this run (imports TRL; loads no model)."""
+    """TRL's SFTConfig / DPOConfig / KTOConfig for this run (imports TRL; loads no model)."""
     from sftkit.errors import ConfigError
 
     if cfg.trainer_type == "sft":
         from trl import SFTConfig as config_cls
+    elif cfg.trainer_type == "kto":
+        from trl import KTOConfig as config_cls
     else:
         from trl import DPOConfig as config_cls
-    args = trainer_args(cfg, has_eval=has_eval, ddp_backend=ddp_backend, padding_free=padding_free, train_rows=train_rows)
+    args = trainer_args(
+        cfg, has_eval=has_eval, ddp_backend=ddp_backend, padding_free=padding_free, train_rows=train_rows, pin_memory=pin_memory_useful(cfg)
+    )
     try:
         return config_cls(**args)
     except (TypeError, ValueError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(f"TRL's {config_cls.__name__} rejects these settings: {first}", hint="change the key it names (see --dry-run for every argument)") from None
+
+
+def build_scheduler(cfg: RunConfig, trainer_config: Any, total_steps: int | None = None) -> Any:
+    """The learning-rate schedule the trainer will make from ``trainer_config``, built for real on a stand-in
+    optimizer (one parameter), so that a schedule or ``train.scheduler_kwargs`` transformers rejects fails before
+    the run. ``total_steps``: the run's length when known (else ``train.max_iters``, else 1000)."""
+    import torch
+    from transformers.optimization import get_scheduler
+
+    from sftkit.errors import ConfigError
+
+    args = trainer_config
+    steps = total_steps or (args.max_steps if args.max_steps and args.max_steps > 0 else 1000)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=args.learning_rate)
+    try:
+        return get_scheduler(
+            args.lr_scheduler_type,
+            optimizer=optimizer,
+            num_warmup_steps=args.get_warmup_steps(steps),
+            num_training_steps=steps,
+            scheduler_specific_kwargs=dict(args.lr_scheduler_kwargs or {}),
+        )
+    except (TypeError, ValueError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(
+            f"transformers rejects the learning-rate schedule {cfg.train.scheduler!r} with {scheduler_args(cfg).get('lr_scheduler_kwargs', {})}: {first}",
+            hint="check train.scheduler, train.scheduler_kwargs and train.min_lr",
+        ) from None
 
 
 def build_peft_config(cfg: RunConfig) -> Any:

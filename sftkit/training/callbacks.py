@@ -8,19 +8,18 @@ from __future__ import annotations
 import json
 import signal
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
 import sftkit.layout as layout
+from sftkit.progress import (
+    duration as _fmt_duration,  # one format for every step's times
+)
 
 SHOWN = ("loss", "learning_rate", "grad_norm", "epoch")
-
-
-def _fmt_duration(seconds: float) -> str:
-    return str(timedelta(seconds=int(max(seconds, 0))))
 
 
 class _Rate:

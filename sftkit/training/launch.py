@@ -83,7 +83,13 @@ def _run_torchrun(cfg: RunConfig, resume: str | None, overwrite: bool, p: Proces
     )
 
     if p.node_rank == 0:
-        run_dir, _, notes = start_run_dir(cfg, resume, overwrite)
+        from sftkit.training.pipeline import finished_already
+        from sftkit.training.rundir import AlreadyFinished
+
+        try:
+            run_dir, _, notes = start_run_dir(cfg, resume, overwrite)
+        except AlreadyFinished as done:
+            return finished_already(done, console)
         for note in notes:
             if console is not None:
                 console.print(f"[dim]note: {note}[/]")

@@ -6,13 +6,13 @@ from typing import Any
 
 from sftkit.config import RunConfig
 from sftkit.errors import EXIT_USAGE, SftkitError
-from sftkit.modeling import resolve_model_path
+from sftkit.modeling import is_adapter_folder, resolve_model_path
 from sftkit.names import is_local
 from sftkit.training.args import model_load_args
 
 
 def check_hardware(cfg: RunConfig) -> str:
-    """Fail early, naming the key, when the precision or quantisation asked for cannot run here. Returns the device."""
+    """Fail early, naming the key, when the precision, quantisation or tracker asked for cannot run here. Returns the device."""
     import torch
 
     cuda = torch.cuda.is_available() and not cfg.train.use_cpu
@@ -52,16 +52,9 @@ def check_hardware(cfg: RunConfig) -> str:
                 hint="pip install bitsandbytes, or set lora.load_in_4bit=false and lora.load_in_8bit=false",
                 exit_code=EXIT_USAGE,
             )
-    backend = cfg.tracking.backend if cfg.tracking.enabled else "none"
-    if backend != "none":
-        import importlib.util
+    from sftkit.training.tracking import check_tracking
 
-        if importlib.util.find_spec(backend) is None:
-            raise SftkitError(
-                f"tracking.backend is {backend} but the {backend} package is not installed",
-                hint=f"pip install {backend} (or 'sftkit[{'wandb' if backend == 'wandb' else 'tracking'}]'), or set tracking.enabled=false",
-                exit_code=EXIT_USAGE,
-            )
+    check_tracking(cfg)  # the tracker's package, callback and settings, as --dry-run checks them
     return "cuda" if cuda else "cpu"
 
 
@@ -77,6 +70,8 @@ def load_model(cfg: RunConfig, name: str | None = None) -> Any:
     name = name or kwargs.pop("pretrained_model_name_or_path")
     kwargs.pop("pretrained_model_name_or_path", None)
     source, gguf = resolve_model_path(name)
+    if not gguf and is_adapter_folder(source):
+        return _merged_adapter(cfg, name, source)
     kwargs["dtype"] = getattr(torch, kwargs["dtype"])
     quant = kwargs.pop("quantization_config", None)
     if quant is not None:
@@ -108,5 +103,34 @@ def load_model(cfg: RunConfig, name: str | None = None) -> Any:
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
+    model.config.use_cache = False
+    return model
+
+
+def _merged_adapter(cfg: RunConfig, name: str, folder: str) -> Any:
+    """A LoRA adapter folder (a LoRA run's ``model/``) as a starting point: its base model (from the run's metadata,
+    else the adapter's config) with the adapter merged into the weights, so a new run starts from exactly what
+    that run produced (full fine-tuning, or new LoRA adapters on top). A base that is itself an adapter is merged
+    the same way first."""
+    from peft import PeftModel
+
+    from sftkit.runinfo import locate
+
+    base = locate(folder).base_model
+    if not base:
+        raise SftkitError(
+            f"{name} is a LoRA adapter that does not say which base model it applies to",
+            hint="set base_model_name_or_path in its adapter_config.json",
+            exit_code=EXIT_USAGE,
+        )
+    if cfg.lora.load_in_4bit or cfg.lora.load_in_8bit:
+        raise SftkitError(
+            f"{name} is a LoRA adapter: it is merged into its base model ({base}) to start from, and a merged model cannot be loaded in 4/8-bit",
+            hint=f"export it as a full model first (sftkit export {name} --output {name}-merged) and set model.name to that folder",
+            exit_code=EXIT_USAGE,
+        )
+    base_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": base, "revision": None})})
+    model = PeftModel.from_pretrained(load_model(base_cfg), folder).merge_and_unload()
+    model.requires_grad_(True)  # peft loaded the base frozen; whether the new run trains it is the trainer's choice
     model.config.use_cache = False
     return model

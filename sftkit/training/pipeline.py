@@ -16,11 +16,12 @@ from typing import Any
 import sftkit.layout as layout
 from sftkit.config import RunConfig
 from sftkit.errors import EXIT_USAGE, InterruptedRun, SftkitError, partial_output
-from sftkit.training.args import build_peft_config, build_trainer_config, tracking_env
+from sftkit.training.args import build_peft_config, build_scheduler, build_trainer_config
 from sftkit.training.rundir import (
     FAILED,
     FINISHED,
     INTERRUPTED,
+    AlreadyFinished,
     RunLock,
     complete_checkpoints,
     environment,
@@ -33,6 +34,7 @@ from sftkit.training.rundir import (
     write_json,
     write_state,
 )
+from sftkit.training.tracking import tracker_environment
 
 
 @dataclass
@@ -77,7 +79,10 @@ def run_pipeline(
         checkpoint = find_checkpoint(cfg, run_dir, resume)[0] if resume else None
         return _run(cfg, run_dir, checkpoint, device, console if main else None, live and main)
     with RunLock(run_dir_of(cfg)) if main else contextlib.nullcontext():
-        run_dir, checkpoint, notes = start_run_dir(cfg, resume, overwrite)
+        try:
+            run_dir, checkpoint, notes = start_run_dir(cfg, resume, overwrite)
+        except AlreadyFinished as done:
+            return finished_already(done, console)
         if main:
             _notes(console, run_dir, notes)
         try:
@@ -91,7 +96,7 @@ def _run(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, con
     """:func:`_train`, recording how it ended in state.json (main process)."""
     main = is_main_process()
     try:
-        with _sigterm_interrupts(), _torch_threads(cfg.train.threads) as threads:
+        with _sigterm_interrupts(), _torch_threads(cfg.train.threads) as threads, tracker_environment(cfg):
             return _train(cfg, run_dir, checkpoint, device, console, live, threads)
     except KeyboardInterrupt:
         if main:
@@ -107,6 +112,22 @@ def _run(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, con
         raise
 
 
+def finished_already(done: AlreadyFinished, console: Any) -> TrainResult:
+    """``--resume`` of a run that finished, with no more steps asked for: say so (and how to go on), train nothing,
+    and give the run as it is."""
+    import json
+
+    from sftkit.console import escape
+
+    if console is not None:
+        console.print(f"[yellow]note:[/] {escape(done.note)}")
+    try:
+        metrics = json.loads((done.run_dir / layout.FINAL_METRICS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        metrics = {}
+    return TrainResult(done.run_dir, done.run_dir / layout.MODEL, metrics if isinstance(metrics, dict) else {})
+
+
 def _restart_hint(run_dir: Path) -> str:
     if complete_checkpoints(run_dir):
         return f"continue it: sftkit train --config {run_dir / layout.CONFIG} --resume"
@@ -114,12 +135,24 @@ def _restart_hint(run_dir: Path) -> str:
 
 
 def _notes(console: Any, run_dir: Path, notes: list[str]) -> None:
+    from sftkit.console import escape
     from sftkit.training.callbacks import append_log
 
     for note in notes:
         if console is not None:
-            console.print(f"[dim]note: {note}[/]")
+            console.print(f"[dim]note: {escape(note)}[/]")  # a note may quote a template holding [brackets]
         append_log(run_dir / layout.TRAIN_LOG, f"note: {note}")
+
+
+def _warnings(console: Any, run_dir: Path, warnings: list[str | None]) -> None:
+    """Like :func:`_notes`, for what the user probably wants to change (the run goes on)."""
+    from sftkit.console import escape
+    from sftkit.training.callbacks import append_log
+
+    for warning in filter(None, warnings):
+        if console is not None:
+            console.print(f"[bold yellow]warning:[/] {escape(warning)}")
+        append_log(run_dir / layout.TRAIN_LOG, f"warning: {warning}")
 
 
 @contextlib.contextmanager
@@ -169,19 +202,30 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, c
         write_json(run_dir / layout.ENVIRONMENT, env)
     with _quiet_libraries():
         tokenizer = _tokenizer(cfg)
-        data = _data(cfg, tokenizer)
+        from sftkit.progress import task
+
+        with task(console, "preparing data", unit="rows"):  # reused at once when prepared already
+            data = _data(cfg, tokenizer)
+        if main:
+            from sftkit.training.plan import warmup_warning
+
+            _warnings(console, run_dir, [warmup_warning(cfg, len(data.train), world_size())])
         pause_point("model", run_dir)  # for fault tests: the data is prepared, training not started
         model = _model(cfg)
         _check_vocabulary(cfg, tokenizer, model)
         padding_free, batching, fallback = _batching(cfg, model)
         if main:
             write_json(run_dir / layout.ENVIRONMENT, {**env, "batching": batching})
-            _notes(console, run_dir, [batching] if fallback else [])
+            _notes(console, run_dir, [*data.notes, *([batching] if fallback else [])])
+            if cfg.trainer_type == "kto":
+                from sftkit.training.trainers import kto_notes
+
+                _notes(console, run_dir, kto_notes(cfg, data.manifest))
         trainer, signals, run_log = _trainer(cfg, model, tokenizer, data, run_dir, console, live, padding_free)
         started = time.time()
         signals.install()
         try:
-            if checkpoint and _trained_to_the_end(checkpoint):
+            if checkpoint and _trained_to_the_end(checkpoint, cfg):
                 _notes(console, run_dir, [f"{Path(checkpoint).name} was written after the last step: saving the model from it, no more training"])
                 metrics = _load_finished(trainer, checkpoint)
             else:
@@ -208,6 +252,9 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, c
         if main:
             _save(cfg, trainer, tokenizer, data, run_dir, metrics, started)
             write_state(run_dir, FINISHED, steps=trainer.state.global_step)
+            from sftkit.runs import loss_plot_note
+
+            _notes(console, run_dir, [note for note in [loss_plot_note(run_dir)] if note])  # loss.png, or why not
     return TrainResult(run_dir, run_dir / layout.MODEL, metrics)
 
 
@@ -245,12 +292,15 @@ def _check_vocabulary(cfg: RunConfig, tokenizer: Any, model: Any) -> None:
         )
 
 
-def _trained_to_the_end(checkpoint: str) -> bool:
-    """The checkpoint is the one written after the last step (the run stopped while saving the final model)."""
+def _trained_to_the_end(checkpoint: str, cfg: RunConfig) -> bool:
+    """The checkpoint is the one written after the last step (the run stopped while saving the final model): its
+    step is the run's last, ``train.max_iters`` (which a finished run extended with more steps has raised), or
+    for a run by epochs the last step the checkpoint counted."""
     import json
 
     state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
-    return state.get("max_steps", 0) > 0 and state.get("global_step", 0) >= state["max_steps"]
+    last = cfg.train.max_iters or state.get("max_steps", 0)
+    return last > 0 and state.get("global_step", 0) >= last
 
 
 def _load_finished(trainer, checkpoint: str) -> dict[str, Any]:
@@ -301,12 +351,12 @@ def _trainer(cfg, model, tokenizer, data, run_dir: Path, console, live, padding_
     from transformers import PrinterCallback, ProgressCallback
 
     from sftkit.training.callbacks import RunLogCallback, StopSignalCallback
-    from sftkit.training.trainers import dpo_trainer_class, sft_trainer_class
+    from sftkit.training.trainers import dpo_trainer_class, kto_trainer_class, sft_trainer_class
 
     has_eval = data.validation is not None
-    os.environ.update(tracking_env(cfg))
     ddp_backend = "gloo" if world_size() > 1 and not _cuda(cfg) else None
     args = build_trainer_config(cfg, has_eval=has_eval, ddp_backend=ddp_backend, padding_free=padding_free, train_rows=len(data.train))
+    build_scheduler(cfg, args)  # a schedule transformers rejects fails here, before the first step
     peft_config = build_peft_config(cfg)
     run_log, signals = RunLogCallback(run_dir, console, live, _flops(cfg, model)), StopSignalCallback(run_dir / layout.STOP)
     if cfg.trainer_type == "sft":
@@ -315,10 +365,12 @@ def _trainer(cfg, model, tokenizer, data, run_dir: Path, console, live, padding_
     else:
         from sftkit.training.model import load_model
 
-        trainer_cls = dpo_trainer_class()
+        kto = cfg.trainer_type == "kto"
+        trainer_cls = kto_trainer_class() if kto else dpo_trainer_class()
         # None: TRL uses the base with adapters disabled (LoRA) or a frozen copy of the model (full)
-        extra = {"ref_model": load_model(cfg, name=cfg.dpo.ref_model) if cfg.dpo.ref_model else None}
-        columns = ["prompt_ids", "chosen_ids", "rejected_ids"]
+        ref_model = cfg.kto.ref_model if kto else cfg.dpo.ref_model
+        extra = {"ref_model": load_model(cfg, name=ref_model) if ref_model else None}
+        columns = ["prompt_ids", "completion_ids", "label"] if kto else ["prompt_ids", "chosen_ids", "rejected_ids"]
     trainer = trainer_cls(
         model=model,
         args=args,
@@ -359,6 +411,7 @@ def _save(cfg: RunConfig, trainer, tokenizer, data, run_dir: Path, metrics: dict
 
     from sftkit.card import metadata, model_card
     from sftkit.testhooks import pause_point
+    from sftkit.yamlio import follow_umask
 
     _check_finite_weights(trainer.model)
     pause_point("save", run_dir)  # for fault tests: nothing of the final model written yet
@@ -374,6 +427,7 @@ def _save(cfg: RunConfig, trainer, tokenizer, data, run_dir: Path, metrics: dict
         tokenizer.save_pretrained(str(tmp))
         write_json(tmp / name, meta)
         (tmp / layout.CARD).write_text(card, encoding="utf-8")
+        follow_umask(tmp)  # safetensors writes the weights through a private temp file
         flush_tree(tmp)
         pause_point("final", run_dir)  # for fault tests: the model is written, not yet in place
         if final.exists():
@@ -401,7 +455,7 @@ def _trained_format(cfg: RunConfig, tokenizer: Any) -> str:
     from sftkit.data.chat_template import trained_chat_template
     from sftkit.data.templates import resolve_template
 
-    template = resolve_template(cfg.data.template, tokenizer, cfg.data.response_marker)
+    template = resolve_template(cfg.data.template, tokenizer, cfg.data.response_marker, cfg.data.chat_template_kwargs)
     return trained_chat_template(template, cfg.data.system_prompt)
 
 

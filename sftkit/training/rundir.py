@@ -1,9 +1,10 @@
 """The run folder: one process at a time, never overwritten by accident, resumable only from complete checkpoints.
 
 Its layout is declared in :mod:`sftkit.layout`. ``state.json`` records where the run stands: ``running``,
-``failed`` (with the error), ``interrupted`` or ``finished``. A run that failed, was interrupted or was killed
-before writing its first complete checkpoint or model holds nothing worth keeping, so the same command starts it
-again. A ``running`` state seen by a process that holds the folder's lock was left by a process that died.
+``failed`` (with the error), ``interrupted`` or ``finished``, and when it started (for ``sftkit runs``). A run
+that failed, was interrupted or was killed before writing its first complete checkpoint or model holds nothing
+worth keeping, so the same command starts it again. A ``running`` state seen by a process that holds the
+folder's lock was left by a process that died.
 
 ``--overwrite`` replaces only a folder that is an sftkit run, and only once the new run has something to show
 for itself: the old run is moved into ``.replaced/`` and deleted after the new run's first complete checkpoint
@@ -44,6 +45,7 @@ RESUMABLE_CHANGES = (
     "train.eval_batch_size",
     "data.num_proc",
     "data.prepared_dir",
+    "model.license",
     "tracking.",
 )
 _STEP = re.compile(rf"^{re.escape(layout.CHECKPOINT_PREFIX)}(\d+)$")
@@ -254,9 +256,12 @@ def start_run_dir(cfg: RunConfig, resume: str | None, overwrite: bool) -> tuple[
         raise SftkitError(f"cannot write to the run folder {run_dir}: permission denied", hint="choose a train.output_dir (--output-dir) you can write to", exit_code=EXIT_USAGE)
     notes = recover(run_dir)
     if resume:
-        checkpoint, skipped = find_checkpoint(cfg, run_dir, resume)
+        checkpoint, skipped = find_checkpoint(cfg, run_dir, resume)  # also: the config changes nothing it trained with
+        if resume == "latest":
+            check_not_finished(cfg, run_dir)
+        notes += skipped + _new_length(cfg, run_dir, checkpoint)
         write_state(run_dir, RUNNING, **holder_info())
-        return run_dir, checkpoint, notes + skipped
+        return run_dir, checkpoint, notes
     foreign = foreign_entries(run_dir)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
@@ -268,18 +273,17 @@ def start_run_dir(cfg: RunConfig, resume: str | None, overwrite: bool) -> tuple[
     if has_run(run_dir):
         if not overwrite:
             state = read_state(run_dir).get("state", "unknown")
-            raise SftkitError(
-                f"run folder {run_dir} already holds a run ({state})",
-                hint="continue it (--resume), replace it (--overwrite) or choose another train.output_dir",
-                exit_code=EXIT_USAGE,
-            )
+            hint = "continue it (--resume), replace it (--overwrite) or choose another train.output_dir"
+            if state == FINISHED:
+                hint = f"{more_steps_hint(run_dir)}; or replace it (--overwrite)"
+            raise SftkitError(f"run folder {run_dir} already holds a run ({state})", hint=hint, exit_code=EXIT_USAGE)
         _move_aside(run_dir)
         notes.append(f"the previous run in {run_dir} is kept in {run_dir / layout.REPLACED} until this one writes its first checkpoint")
     elif run_dir.is_dir():  # what a failed, interrupted or killed start left: nothing worth keeping
         _clear(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / layout.CONFIG, dump_yaml(cfg.to_dict()))
-    write_state(run_dir, RUNNING, **holder_info())
+    write_state(run_dir, RUNNING, started=_now(), **holder_info())  # `started` stays through resumptions
     return run_dir, None, notes
 
 
@@ -337,6 +341,96 @@ def _clear(run_dir: Path) -> None:
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
 
+# -- a finished run: more steps, or a new run from its model -------------------------------------------
+
+
+def finished_steps(run_dir: Path) -> int | None:
+    """The steps a finished run trained (None when the folder holds no finished run)."""
+    state = read_state(run_dir)
+    if state.get("state") != FINISHED or not (run_dir / layout.MODEL).exists():
+        return None
+    steps = state.get("steps")
+    if isinstance(steps, int):
+        return steps
+    complete = complete_checkpoints(run_dir)
+    return step_of(complete[-1]) if complete else 0
+
+
+def more_steps_hint(run_dir: Path) -> str:
+    """How to go on from a finished run: more steps in the same folder, or a new run starting from its model."""
+    done = finished_steps(run_dir) or 0
+    more = done + max(done // 2, 10)
+    return (
+        f"train it further: sftkit train --config {run_dir / layout.CONFIG} --resume --set train.max_iters={more} "
+        f"(any number above {done}); or start a new run from its model: --set model.name={run_dir / layout.MODEL} "
+        f"--output-dir {run_dir}-more"
+    )
+
+
+class AlreadyFinished(Exception):
+    """``--resume`` of a run that finished, asking for no more steps than it trained: nothing to train. Not an
+    error (a job that resumes on every restart may find its run done); :attr:`note` says so and how to go on."""
+
+    def __init__(self, run_dir: Path, steps: int, note: str) -> None:
+        super().__init__(note)
+        self.run_dir, self.steps, self.note = run_dir, steps, note
+
+
+def check_not_finished(cfg: RunConfig, run_dir: Path) -> None:
+    """``--resume`` of a finished run trains only with a larger ``train.max_iters`` than the steps it trained;
+    otherwise :class:`AlreadyFinished` is raised."""
+    done = finished_steps(run_dir)
+    if done is None or (cfg.train.max_iters or 0) > done:
+        return
+    asked = f"train.max_iters is {cfg.train.max_iters}" if cfg.train.max_iters else "the run trains by epochs"
+    raise AlreadyFinished(run_dir, done, f"the run in {run_dir} already finished ({done} steps, {asked}): nothing more to train; {more_steps_hint(run_dir)}")
+
+
+def _new_length(cfg: RunConfig, run_dir: Path, checkpoint: str) -> list[str]:
+    """A resumed run given another ``train.max_iters``: record it in the run's config, and say what happens to
+    the learning rate. transformers builds the schedule again for the new total and restores the optimiser and
+    scheduler at the checkpoint's step: the first step after it still runs at the rate the old schedule had
+    reached there, every later step at the new schedule's rate for that step."""
+    saved, _ = load_yaml(run_dir / layout.CONFIG)
+    before = _get(saved, "train.max_iters")
+    now = cfg.train.max_iters
+    if now == before or now is None:
+        return []
+    atomic_write_text(run_dir / layout.CONFIG, dump_yaml(cfg.to_dict()))
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    step, planned = int(state.get("global_step", 0)), int(state.get("max_steps") or before or 0)
+    was = f"{before}" if before is not None else f"unset ({planned} steps by epochs)"
+    note = (
+        f"train.max_iters {was} -> {now}: continuing from {Path(checkpoint).name} for {now - step} more steps; "
+        f"the learning-rate schedule ({cfg.train.scheduler}) is computed again for {now} steps"
+    )
+    rates = _scheduled_lrs(cfg, [(planned, step), (now, step + 1), (now, now - 1)])
+    if rates is None or now - step < 2:
+        return [note]
+    reached, following, last = rates
+    return [
+        (
+            f"{note}: step {step + 1} runs at the rate the {planned}-step schedule had reached ({reached:.3g}), then each "
+            f"step at the rate of a {now}-step run ({following:.3g} at step {step + 2}, {last:.3g} at step {now})"
+        )
+    ]
+
+
+def _scheduled_lrs(cfg: RunConfig, points: list[tuple[int, int]]) -> list[float] | None:
+    """For each ``(total, step)``: the learning rate the run's scheduler sets after ``step`` optimiser steps of a
+    ``total``-step run (the rate step ``step + 1`` runs at), built as the trainer builds it. None if it cannot be."""
+    try:
+        from sftkit.modeling import quiet_transformers
+        from sftkit.training.args import build_scheduler, build_trainer_config
+
+        with quiet_transformers():
+            config = build_trainer_config(cfg)
+            schedulers = [(build_scheduler(cfg, config, total_steps=total), step) for total, step in points]
+        return [cfg.train.learning_rate * scheduler.lr_lambdas[0](step) for scheduler, step in schedulers]
+    except Exception:  # noqa: BLE001 - the figures only illustrate the note; the note stands without them
+        return None
+
+
 def find_checkpoint(cfg: RunConfig, run_dir: Path, resume: str) -> tuple[str, list[str]]:
     """The checkpoint to resume from and notes on what was skipped: ``resume`` is ``latest`` (the newest complete
     checkpoint; incomplete ones after it are removed) or a checkpoint folder."""
@@ -361,16 +455,27 @@ def find_checkpoint(cfg: RunConfig, run_dir: Path, resume: str) -> tuple[str, li
                 hint = "start the run again without --resume, adding --overwrite"
             raise SftkitError(f"nothing to resume: no complete checkpoint in {run_dir}", hint=hint, exit_code=EXIT_USAGE)
         ckpt = complete[-1]
-    check_resumable(cfg, run_dir)
+    check_resumable(cfg, run_dir, _global_step(Path(ckpt)))
     return str(ckpt), notes
 
 
-def check_resumable(cfg: RunConfig, run_dir: Path) -> None:
+def _global_step(checkpoint: Path) -> int:
+    try:
+        return int(json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8")).get("global_step", 0))
+    except (OSError, ValueError, TypeError):
+        return max(step_of(checkpoint), 0)
+
+
+def check_resumable(cfg: RunConfig, run_dir: Path, step: int | None = None) -> None:
+    """The config a run is resumed with changes nothing it trained with, beyond :data:`RESUMABLE_CHANGES` and a
+    ``train.max_iters`` above ``step`` (the checkpoint's): more (or fewer, not yet trained) steps."""
     saved_path = run_dir / layout.CONFIG
     if not saved_path.exists():
         raise SftkitError(f"{saved_path} is missing: cannot check that the run can be resumed", exit_code=EXIT_USAGE)
     saved, _ = load_yaml(saved_path)
     changed = [k for k in _diff(saved, cfg.to_dict()) if not k.startswith(RESUMABLE_CHANGES)]
+    if step is not None and cfg.train.max_iters and cfg.train.max_iters > step:
+        changed = [k for k in changed if k != "train.max_iters"]
     if changed:
         key = changed[0]
         raise SftkitError(

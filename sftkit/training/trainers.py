@@ -21,6 +21,7 @@ from sftkit.training.rundir import (
     mark_complete,
     rotate_checkpoints,
 )
+from sftkit.yamlio import follow_umask
 
 
 class NonFiniteTraining(Exception):
@@ -70,6 +71,7 @@ class RunSafetyMixin:
             with partial_output(folder, f"checkpoint {folder} (removed; the earlier checkpoints are untouched)", hint, remove=self.args.should_save):
                 super()._save_checkpoint(model, trial)
                 if self.args.should_save:
+                    follow_umask(folder)  # safetensors writes the weights through a private temp file
                     mark_complete(folder, self.state.global_step)
                     rotate_checkpoints(run_dir, limit, self.state.best_model_checkpoint)
                     discard_replaced(run_dir)
@@ -199,3 +201,62 @@ def dpo_trainer_class():
             return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
 
     return SftkitDPOTrainer
+
+
+def kto_trainer_class():
+    from trl import KTOTrainer
+
+    _compact_fused_head_on_cpu()
+
+    class SftkitKTOTrainer(RunSafetyMixin, KTOTrainer):
+        """KTOTrainer that takes sftkit's prepared ids as they are (templates and truncation done in prepare).
+
+        With the KL term (``kto.loss_type=kto``) each row's KL reference point is scored on the completion of the row
+        before it in its batch of ``per_device_train_batch_size`` rows, which TRL pairs once, in a fixed order
+        (``train_sampling_strategy=sequential``). Read in file order every epoch, sorted data (all desirable rows
+        first) would give one-sided batches: the training rows are shuffled once first, seeded by ``train.seed``,
+        so a resumed run reads them in the same order."""
+
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            if not {"prompt_ids", "completion_ids", "label"} <= set(dataset.column_names):
+                return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+            from trl.trainer.utils import global_then_local_main_first
+
+            with global_then_local_main_first():
+                if dataset_name == "train" and args.train_sampling_strategy == "sequential":
+                    dataset = dataset.shuffle(seed=args.seed)
+                if self.calculate_KL:
+                    dataset = dataset.map(
+                        _rotate_completions, batched=True, batch_size=args.per_device_train_batch_size, desc=f"KL completions of the {dataset_name} rows"
+                    )
+            return dataset
+
+    return SftkitKTOTrainer
+
+
+def _rotate_completions(batch: dict[str, list]) -> dict[str, list]:
+    """TRL's KL completions: within a batch, row i is paired with the completion of row i - 1 (the first with the last)."""
+    completions = batch["completion_ids"]
+    return {"KL_completion_ids": completions[-1:] + completions[:-1]}
+
+
+def kto_notes(cfg: Any, manifest: dict[str, Any]) -> list[str]:
+    """The KTO paper's advice on unequal label counts (TRL only logs it): keep desirable_weight x desirable rows /
+    (undesirable_weight x undesirable rows) between 1 and 4/3."""
+    labels = manifest.get("labels") or {}
+    good, bad = labels.get("desirable", 0), labels.get("undesirable", 0)
+    if not good or not bad:
+        return [f"every training row is labelled {'desirable' if good else 'undesirable'}: KTO has nothing to contrast it with"]
+    k = cfg.kto
+    ratio = k.desirable_weight * good / (k.undesirable_weight * bad)
+    if 1 <= round(ratio, 1) <= 1.3:  # read to one decimal: a few rows either way are no reason to change weights
+        return []
+    fix = (
+        f"kto.undesirable_weight={k.desirable_weight * good / bad:.3g}"
+        if ratio > 4 / 3
+        else f"kto.desirable_weight={k.undesirable_weight * bad / good:.3g}"
+    )
+    return [
+        f"{good} desirable and {bad} undesirable training rows: desirable_weight x {good} / (undesirable_weight x {bad}) "
+        f"is {ratio:.2f}; the KTO paper advises 1 to 4/3 (e.g. {fix})"
+    ]

@@ -35,7 +35,8 @@ def run_interactive(w: Wizard, prompter: Prompter) -> ProjectFile | None:
             return project
         if action == "cancel":
             return None
-        options = [Option(q.key, f"{q.label}: {show(w.answers.get(q.key)) or '-'}") for q in w.active()]
+        current = {**{q.key: w.default(q) for q in w.more()}, **w.answers}
+        options = [Option(q.key, f"{q.label}: {show(current.get(q.key)) or '-'}") for q in [*w.active(), *w.more()]]
         key = prompter.select("Which answer?", options, options[0].value)
         w.ask(prompter, BY_KEY[key])
         w.ask_missing(prompter)

@@ -88,4 +88,71 @@ def show(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_flow(v)}" for k, v in value.items())
     return str(value)
+
+
+def _flow(value: Any) -> str:
+    """A mapping's value as ``key=value`` text shows it: plain text as it is, anything else as JSON (which YAML
+    reads back: true, 0.1, "text, with commas", [a, b])."""
+    import json
+
+    if isinstance(value, str) and value.strip() == value and value and not any(c in value for c in ",=[]{}'\"\n:#"):
+        from sftkit.yamlio import parse_scalar
+
+        if parse_scalar(value) == value:
+            return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def at_least(kind: type, low: float, what: str, example: str, below: float | None = None) -> Callable[[str], Any]:
+    """A parser for a number >= ``low`` (and < ``below`` when given): a weight decay, a warm-up fraction."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(str(text).strip())
+        except ValueError:
+            raise ValueError(f"{what} must be a {'whole ' if kind is int else ''}number, e.g. {example}") from None
+        if value < low or (below is not None and value >= below):
+            raise ValueError(f"{what} must be at least {low:g}" + (f" and below {below:g}" if below is not None else "") + f", e.g. {example}")
+        return value
+
+    return parse
+
+
+def mapping(what: str, example: str, text_values: bool = False) -> Callable[[str], dict[str, Any]]:
+    """A parser for ``key=value, key=value`` (empty: none); values are read as YAML unless ``text_values``."""
+
+    def parse(text: str) -> dict[str, Any]:
+        from sftkit.yamlio import parse_scalar
+
+        out: dict[str, Any] = {}
+        for part in [p.strip() for p in _pairs(str(text)) if p.strip()]:
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"{what}: write key=value pairs separated by commas, e.g. {example}")
+            out[key.strip()] = value.strip() if text_values else parse_scalar(value.strip())
+        return out
+
+    return parse
+
+
+def _pairs(text: str) -> list[str]:
+    """``a=1, b='x, y', c=[1, 2]`` -> the three pairs: commas inside quotes and brackets do not split."""
+    parts, current, depth, quote = [], "", 0, ""
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+            continue
+        current += ch
+    return [*parts, current]

@@ -12,6 +12,7 @@ from sftkit.wizard.parse import show
 from sftkit.wizard.questions import (
     BY_KEY,
     CHOICES,
+    MORE,
     QUESTIONS,
     TRACKIO_SPACE,
     Option,
@@ -123,6 +124,8 @@ class Wizard:
 
     def _rebase(self, after: str) -> None:
         keys = [q.key for q in QUESTIONS]
+        if after not in keys:
+            return  # one of the more settings: no answer depends on it
         start = keys.index(after) + 1
         for q in QUESTIONS[start:]:
             if not q.when(self):
@@ -182,8 +185,13 @@ class Wizard:
 
         return build_project(self.answers, self.base())
 
+    def more(self) -> list[Question]:
+        """The more settings that apply (offered under "Change an answer", given with ``--set KEY=VALUE``)."""
+        return [q for q in MORE if q.when(self)]
+
     def summary_rows(self) -> list[tuple[str, str]]:
-        return [(q.label, show(self.answers.get(q.key)) or "-") for q in self.active()]
+        rows = [(q.label, show(self.answers.get(q.key)) or "-") for q in self.active()]
+        return rows + [(q.label, show(self.answers[q.key]) or "-") for q in self.more() if q.key in self.answers]
 
 
 def _may_be_empty(q: Question) -> bool:

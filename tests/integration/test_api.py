@@ -70,6 +70,12 @@ def test_walkthrough_snippets_run_as_written(tmp_path, monkeypatch, capsys):
     assert namespace["prepared"].manifest["rows_kept"] == 4
     assert namespace["prepared"].manifest["format"] in ("custom", "formatting_func")
     assert Path(namespace["result"].path, "config.json").exists()
+    # the Arabic library's calls, batched formatting functions and a template without {response}
+    assert namespace["batched"].manifest["rows_kept"] == 4 and "pen -> PEN" in out
+    assert "has no {response}" in out
+    assert model.generate("river", max_length=11) == "RI"
+    assert namespace["results"]["eval_loss"] == pytest.approx(namespace["metrics"]["eval_loss"], rel=1e-5)
+    assert Path(namespace["saved"], "sft_metadata.json").exists()
 
 
 def test_cli_and_api_runs_give_identical_weights(tmp_path):

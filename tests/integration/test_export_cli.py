@@ -69,7 +69,7 @@ def test_export_folder_holds_tokenizer_template_generation_config_and_card(lora_
     meta = json.loads((out / "sft_metadata.json").read_text())
     assert meta["method"] == "lora" and meta["export"]["merged_lora"] is True
     card = (out / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: transformers") and "| method | lora |" in card and "merged" in card
+    assert card.startswith("---\n") and "\nlibrary_name: transformers\n" in card and "| method | lora |" in card and "merged" in card
     assert json.loads((out / "config.json").read_text())["dtype"] == "float32"
     assert _siblings(out) == []
 

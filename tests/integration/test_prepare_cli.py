@@ -172,3 +172,42 @@ def test_hub_id_offline_fails_fast(prep):
     result = prep("--data", "sftkit-test-org/not-a-cached-dataset")
     assert result.exit_code == 1
     assert "Hub is not reachable" in one_error_line(result)
+
+
+def test_prepare_says_why_it_chose_the_format_and_counts_notes(prep, tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": f"p{i}", "completion": f"c{i}", "text": f"t{i}"} for i in range(3)])
+    result = prep("--data", str(data), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["format"] == "prompt_completion"
+    assert summary["format_reason"] == "columns prompt, completion in 3 of 3 rows looked at; the rows also fit text (columns text): set data.format to use another"
+    assert "the rows also fit text (columns text)" in result.stderr
+    hh = write_jsonl(
+        tmp_path / "hh.jsonl",
+        [{"chosen": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Joke?\n\nAssistant: No.", "rejected": "\n\nHuman: Hi\n\nAssistant: Go away."}],
+    )
+    result = prep("--data", str(hh), "-t", "dpo", "--json", output="hh")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["format"], summary["rows_kept"], summary["notes"]) == ("hh", 1, {"prompt_from_common_prefix": 1})
+    assert "note: prompt_from_common_prefix" in result.stderr
+
+
+def test_llamafactory_registry_entry_and_multiple_choice_refusal(prep, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_jsonl(folder / "qa.jsonl", [{"q": "ما عاصمة فرنسا؟", "options": ["برلين", "باريس"], "a": 1}] * 2)
+    write_jsonl(folder / "chat.jsonl", [{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}])
+    info = {
+        "chat": {"file_name": "chat.jsonl", "formatting": "sharegpt", "columns": {"messages": "messages"}, "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}},
+    }
+    (folder / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
+    result = prep("--data", f"{folder}/dataset_info.json#chat", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["format"], summary["rows_kept"]) == ("sharegpt", 1)
+    result = prep("--data", str(folder / "qa.jsonl"), "--set", "data.field_map={q: question, a: answer}", output="mc")
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert f"{folder / 'qa.jsonl'}:1: the rows look like multiple choice" in line and "'options'" in line
+    assert "data.format=qa" in result.stderr

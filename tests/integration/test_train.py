@@ -45,7 +45,7 @@ def test_run_folder_holds_everything(tiny_run: Path):
     assert meta["trainer_type"] == "sft" and meta["method"] == "full" and meta["model"] == "builtin:tiny"
     assert meta["template"] and meta["max_length"] == 64 and meta["packing"] is False and meta["completed_at"]
     card = (model / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: transformers") and "sftkit" in card
+    assert card.startswith("---\n") and "\nlibrary_name: transformers\n" in card and "sftkit" in card
     records = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if "loss" in r]
     assert losses[-1] < losses[0] / 4, losses

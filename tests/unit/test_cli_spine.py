@@ -11,7 +11,7 @@ import pytest
 from sftkit import __version__
 from sftkit.presets import builtin_dir
 
-COMMANDS = ["init", "prepare", "train", "eval", "generate", "export", "presets"]
+COMMANDS = ["init", "prepare", "train", "eval", "generate", "export", "runs", "presets", "completion"]
 
 
 def test_help_lists_every_command(cli):
@@ -212,5 +212,10 @@ def test_set_completion_completes_keys_and_choices():
     from sftkit.cli.options import _complete_set
 
     assert "train.learning_rate=" in _complete_set("train.lea")
-    assert _complete_set("train.scheduler=cos") == ["train.scheduler=cosine", "train.scheduler=cosine_with_restarts"]
+    assert _complete_set("train.scheduler=cos") == [
+        "train.scheduler=cosine",
+        "train.scheduler=cosine_with_restarts",
+        "train.scheduler=cosine_with_min_lr",
+        "train.scheduler=cosine_warmup_with_min_lr",
+    ]
     assert _complete_set("lora.enabled=") == ["lora.enabled=true", "lora.enabled=false"]

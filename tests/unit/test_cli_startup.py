@@ -31,6 +31,11 @@ SCREENS = [
     ["presets", "--help"],
     ["presets", "list", "--help"],
     ["presets", "show", "--help"],
+    ["runs", "--help"],
+    ["runs", "list", "--help"],
+    ["runs", "show", "--help"],
+    ["runs", "compare", "--help"],
+    ["completion", "--help"],
     ["config"],
     ["config", "keys", "--help"],
     ["nosuch"],
@@ -39,7 +44,7 @@ SCREENS = [
 ]
 
 #: modules a help screen must not import
-NOT_FOR_HELP = ("torch", "transformers", "pydantic", "yaml", "sftkit.config", "sftkit.wizard", "sftkit.export", "rich.markdown", "markdown_it", "pygments")
+NOT_FOR_HELP = ("torch", "transformers", "pydantic", "yaml", "sftkit.config", "sftkit.wizard", "sftkit.export", "rich.markdown", "markdown_it", "pygments", "sftkit.runs", "plotille", "matplotlib")
 
 
 def test_help_facts_match_their_sources():

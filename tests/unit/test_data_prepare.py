@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import re
 
 import pytest
@@ -27,7 +29,7 @@ from data_fixtures import (  # noqa: F401 - fixtures
 
 from sftkit.data.clean import peek, read_examples
 from sftkit.data.drops import Reason
-from sftkit.data.normalize import normalize_row
+from sftkit.data.normalize import normalize_row, parse_hh
 from sftkit.data.prepare import prepare_data
 from sftkit.data.templates import prompt_ids
 from sftkit.errors import ConfigError, DataError
@@ -77,22 +79,35 @@ def test_dpo_demo_as_dpo(tmp_path, smollm2):
 
 def test_hh_rlhf_as_dpo(tmp_path, smollm2):
     path = shared_path(*HH)
-    cfg = make_cfg("model.max_seq_length=1024", "dpo.max_length=512", "dpo.max_prompt_length=384", trainer_type="dpo", dataset=str(path))
-    with pytest.raises(DataError, match=r"harmless-base-test\.jsonl\.gz:\d+: chosen and rejected transcripts differ") as info:
-        prepare_data(cfg, tokenizer=smollm2, output=tmp_path / "strict")
-    assert "data.skip_invalid=true" in info.value.hint
-    assert not (tmp_path / "strict").exists()  # nothing half-written
-    cfg = make_cfg("model.max_seq_length=1024", "dpo.max_length=512", "dpo.max_prompt_length=384", trainer_type="dpo", dataset=str(path), skip_invalid=True, max_rows=300)
-    p = prepare_data(cfg, tokenizer=smollm2, output=tmp_path / "p")
+    sets = ("model.max_seq_length=1024", "dpo.max_length=512", "dpo.max_prompt_length=384")
+    p = prepare_data(make_cfg(*sets, trainer_type="dpo", dataset=str(path), max_rows=300), tokenizer=smollm2, output=tmp_path / "p")
     m = p.manifest
-    assert m["format"] == "hh" and m["rows_in"] == 2312 and m["rows_kept"] == 300
-    assert m["dropped"]["invalid"] == 5 and m["capped"] > 1900
+    assert m["format"] == "hh" and m["rows_in"] == 2312 and m["rows_kept"] == 300 and m["capped"] > 1900
+    assert "Human:/Assistant: transcript" in m["format_reason"]
+    assert "invalid" not in m["dropped"] and m["notes"] == {"prompt_from_common_prefix": 5}
     assert_accounting(m)
-    rejects = [r for line in (tmp_path / "p" / "dropped.jsonl").read_text().splitlines() if (r := json.loads(line))["reason"] == "invalid"]
-    assert len(rejects) == 5 and all(re.search(r"\.gz:\d+$", r["where"]) and r["reason"] for r in rejects)
     row = p.train[0]
     assert "Human" not in row["chosen"] and row["chosen"].endswith("<|im_end|>")
     assert json.loads(row["messages"])[-1]["role"] == "assistant"
+
+    # the 5 pairs whose transcripts differ before their last turn are kept as TRL's HH processing keeps them: the
+    # prompt is the transcripts' common start up to an Assistant turn, each answer the rest of its own transcript
+    rows = [json.loads(line) for line in gzip.open(path, "rt", encoding="utf-8")]
+    diverging = [r for r in rows if parse_hh(r["chosen"])[:-1] != parse_hh(r["rejected"])[:-1]]
+    assert len(diverging) == 5
+    for r in diverging:
+        (ex,) = normalize_row(r, "hh")
+        prompt = "".join(f"\n\n{'Human' if t['role'] == 'user' else 'Assistant'}: {t['content']}" for t in ex["prompt"])
+        assert (r["chosen"], r["rejected"]) == (f"{prompt}\n\nAssistant: {ex['chosen']}", f"{prompt}\n\nAssistant: {ex['rejected']}")
+        assert "\n\nAssistant: " not in os.path.commonprefix([ex["chosen"], ex["rejected"]])  # the longest such prompt
+        assert ex["prompt"][-1]["role"] == "user"
+    assert sum("\n\nAssistant: " in normalize_row(r, "hh")[0]["chosen"] for r in diverging) == 4  # a later turn stays in its answer
+    data = write_jsonl(tmp_path / "diverging.jsonl", diverging)
+    d = prepare_data(make_cfg(*sets, trainer_type="dpo", dataset=str(data)), tokenizer=smollm2, output=tmp_path / "d")
+    assert (d.manifest["rows_kept"], d.manifest["notes"]) == (5, {"prompt_from_common_prefix": 5})
+    first = normalize_row(diverging[0], "hh")[0]
+    assert smollm2.decode(d.train[0]["chosen_ids"]).startswith(first["chosen"][:80])
+    assert smollm2.decode(d.train[0]["prompt_ids"]).endswith(first["prompt"][-1]["content"] + "<|im_end|>\n<|im_start|>assistant\n")
 
 
 def test_self_instruct_instances_are_expanded(tmp_path, smollm2):

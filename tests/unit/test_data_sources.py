@@ -103,9 +103,9 @@ def test_missing_paths_and_unsupported_files(tmp_path):
         resolve_source(str(tmp_path / "nope.jsonl"))
     with pytest.raises(DataError, match="data file not found"):
         resolve_source("./data/train.json")
-    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "notes.md").write_text("hello")
     with pytest.raises(DataError, match="unsupported file type"):
-        list(read_rows(tmp_path / "notes.txt"))
+        list(read_rows(tmp_path / "notes.md"))
     assert resolve_source("org/some-dataset").kind == "hub"
     assert resolve_source("builtin:tiny").kind == "builtin"
 

@@ -43,9 +43,21 @@ def test_multipass_config_resolves_to_the_multipass_preset():
     # - tracking.experiment_name: the old __post_init__ set "smollm3_openhermes_fr_multiple_passes"; the preset
     #   leaves it empty (the run folder's name).
     # train.output_dir is the same ("runs/sftkit"): the old config had none (it was a command-line argument).
-    allowed = {"tracking.project", "tracking.experiment_name"}
+    # And the settings the preset does not hold but the old config (and its loader) did, carried over:
+    # - the 1% validation split the old loader held out of a Hub dataset, which best-model selection needs;
+    # - load_best_model_at_end (the old default, True) and ddp_find_unused_parameters (False);
+    # - the system message the old loader put before each conversation, and enable_thinking: False.
+    carried = {
+        "data.validation_fraction": 0.01,
+        "train.load_best_model_at_end": True,
+        "train.ddp_find_unused_parameters": False,
+        "data.system_prompt": "Tu es TonicIA, un assistant francophone rigoureux et bienveillant.",
+        "data.chat_template_kwargs": {"enable_thinking": False},
+    }
+    allowed = {"tracking.project", "tracking.experiment_name", *carried}
     differ = {k for k in preset if converted[k] != preset[k]}
     assert differ <= allowed, {k: (converted[k], preset[k]) for k in differ - allowed}
+    assert {k: converted[k] for k in carried} == carried
     assert converted["tracking.experiment_name"] == "smollm3_openhermes_fr_multiple_passes"
     assert converted["train.output_dir"] == preset["train.output_dir"]
     # the values the issue lists, spelled out
@@ -64,9 +76,13 @@ def test_multipass_reports_what_it_could_not_carry_over():
     token = by_name["trackio_token"]
     assert "os.environ.get" in lines[token.line - 1] and "secret" in token.reason
     assert "token" not in render(conv).lower().replace("tokens", "")
-    # fields with no sftkit equivalent are listed with the line they are on
-    for name in ("dataloader_pin_memory", "dataloader_prefetch_factor", "chat_template_kwargs"):
-        assert name in by_name and name in lines[by_name[name].line - 1]
+    # fields with no sftkit equivalent are listed with the line they are on (dataloader_pin_memory: True and
+    # dataloader_prefetch_factor: 2 are what sftkit and torch do anyway; add_generation_prompt has no use in training)
+    assert "chat_template_kwargs" in lines[by_name["chat_template_kwargs"].line - 1]
+    # ... and inherited fields with the line of the base class's file next to it (monitoring_mode: 'both')
+    base_lines = BASE.read_text().splitlines()
+    assert by_name["monitoring_mode"].path == BASE and "monitoring_mode" in base_lines[by_name["monitoring_mode"].line - 1]
+    assert conv.accounted["dataloader_pin_memory"] == conv.accounted["dataloader_prefetch_factor"] == "equivalent"
     # values equal to the old SmolLM3Config defaults need no line (ddp_backend "nccl", weight_decay 0.01, ...)
     assert "ddp_backend" not in by_name and conv.same_as_base > 10
 
@@ -82,11 +98,19 @@ def test_mapped_values_remember_their_lines():
 
 
 def test_base_config_is_just_the_smollm3_preset_and_its_data_file():
-    # the preset names no data; the old defaults (data_dir my_dataset, train_file train.json) are carried over
+    # the preset names no data; the old defaults (data_dir my_dataset, train_file train.json) are carried over,
+    # and the two settings the preset does not hold: the /no_think system message and ddp_find_unused_parameters
     conv, data = convert_and_write(BASE)
-    assert data == {"extends": "smollm3", "data": {"train_file": "my_dataset/train.json"}}
-    assert conv.skipped == []
-    expected = resolve_config(preset="smollm3", sets=["data.train_file=my_dataset/train.json"]).config
+    system = "Tu es TonicIA , un assistant francophone rigoureux et bienveillant. /no_think"
+    assert data == {
+        "extends": "smollm3",
+        "data": {"train_file": "my_dataset/train.json", "system_prompt": system},
+        "train": {"ddp_find_unused_parameters": False},
+    }
+    # best-model selection needs validation data, which the old default (my_dataset/train.json alone) lacks
+    assert {s.name for s in conv.skipped} == {"load_best_model_at_end", "monitoring_mode", "chat_template_kwargs"}
+    sets = ["data.train_file=my_dataset/train.json", f"data.system_prompt={system}", "train.ddp_find_unused_parameters=false"]
+    expected = resolve_config(preset="smollm3", sets=sets).config
     assert resolve_config(config_file="sftkit.yaml").config == expected
 
 
@@ -104,7 +128,7 @@ def test_side_effects_never_run(tmp_path):
     assert "secret" in reasons["hf_token"][1]
     assert reasons["seed"][1].startswith("not evaluated: int(os.system(")
     assert reasons["output_dir"][1].startswith("not evaluated")
-    assert "ddp_backend" in reasons  # "gloo" differs from the old default and has no sftkit key
+    assert "ddp_backend" not in reasons and data["train"]["ddp_backend"] == "gloo"  # differs from the old default
     source = SIDE_EFFECTS.read_text().splitlines()
     assert "seed" in source[reasons["seed"][0] - 1]
     resolve_config(config_file="sftkit.yaml")
@@ -131,7 +155,8 @@ def test_aliases_and_conditional_assignments(tmp_path):
     conv = convert_legacy(src)
     train = conv.values["train"]
     assert train["eval_steps"] == 300 and train["logging_steps"] == 5 and train["max_iters"] == 42
-    assert conv.values["data"] == {"dataset": "org/qa", "field_map": {"question": "instruction", "answer": "output"}}
+    data = conv.values["data"]
+    assert (data["dataset"], data["field_map"]) == ("org/qa", {"question": "instruction", "answer": "output"})
     reasons = {s.name: (s.line, s.reason) for s in conv.skipped}
     assert reasons["eval_interval"][0] == 5 and "disagrees" in reasons["eval_interval"][1]
     assert reasons["fp16"][0] == 13 and "condition" in reasons["fp16"][1]

@@ -26,6 +26,7 @@ from sftkit.wizard.state import Wizard, check_given
 
 DOWN, UP, ENTER, CLEAR = "\x1b[B", "\x1b[A", "\r", "\x15"  # Ctrl-U clears a pre-filled answer
 NO_GPU = ("fp32", "test machine: no GPU")
+GPU = ("bf16", "test machine: a GPU")
 
 
 def type_(text: str) -> str:
@@ -74,14 +75,14 @@ def test_all_defaults_write_only_extends():
 
 
 def test_preset_is_chosen_from_the_list_and_defaults_follow_it():
-    # no flags: trainer type sft (Enter), then the preset list starts on smollm3; pick tiny by moving to it
+    # no flags, on a GPU: trainer type sft (Enter), then the preset list starts on smollm3; pick tiny by moving to it
     w = Wizard(hardware=NO_GPU)
     w.answers["trainer_type"] = "sft"
     options = [o.value for o in BY_KEY["preset"].options(w)]
     moves = options.index("tiny") - options.index("smollm3")
     assert all("  " in o.title for o in BY_KEY["preset"].options(w))  # name + one-line description
     key = (DOWN if moves > 0 else UP) * abs(moves)
-    drive([ENTER, key + ENTER] + [ENTER] * (len(TINY_ORDER) - 1) + SUMMARY_WRITE + NO_TRAINING)
+    drive([ENTER, key + ENTER] + [ENTER] * (len(TINY_ORDER) - 1) + SUMMARY_WRITE + NO_TRAINING, hardware=GPU)
     assert written() == {"extends": "tiny"}
 
 
@@ -156,7 +157,7 @@ def test_going_back_to_the_preset_moves_defaults_but_keeps_typed_answers():
     keys += [ENTER] * 2 + [type_("16")] + [ENTER] * 7  # batch size typed (16), the rest defaults from smollm3
     keys += [change, preset_row, to_tiny + ENTER]  # back: switch the preset to tiny
     keys += SUMMARY_WRITE + NO_TRAINING
-    drive(keys)
+    drive(keys, hardware=GPU)  # on a GPU the list starts on smollm3
     out = written()
     assert out["extends"] == "tiny"
     # the defaults (learning rate, steps, output folder...) now come from tiny; the typed batch size stays
@@ -169,7 +170,7 @@ def test_changing_the_trainer_type_moves_a_defaulted_preset():
     keys = [ENTER, ENTER, type_("builtin:tiny"), type_("builtin:tiny")] + [ENTER] * 10  # sft on smollm3
     keys += [change, ENTER, DOWN + ENTER]  # change the first answer (trainer type) to dpo
     keys += SUMMARY_WRITE + NO_TRAINING
-    result = drive(keys)
+    result = drive(keys, hardware=GPU)  # on a GPU the preferred presets are smollm3 and smollm3-dpo
     assert result.project.extends == "smollm3-dpo"
     out = written()
     assert out["extends"] == "smollm3-dpo" and "trainer_type" not in out
@@ -361,3 +362,42 @@ def test_input_ending_early_is_a_clear_error_and_writes_nothing():
     with pytest.raises(SftkitError, match="input ended"):
         drive([ENTER, ENTER], given={"preset": "tiny"})
     assert not Path("sftkit.yaml").exists()
+
+
+# -- the preset follows the hardware: a machine without a CUDA GPU starts from one that trains on the CPU --------
+
+
+def test_yes_without_a_gpu_and_without_a_preset_starts_from_a_cpu_preset_and_says_why(capsys):
+    result = init_project({}, Path("sftkit.yaml"), yes=True, hardware=NO_GPU, names=FLAGS)
+    assert written() == {"extends": "tiny"}
+    cfg = resolve_config(config_file="sftkit.yaml").config
+    assert cfg.train.use_cpu and not cfg.model.flash_attention and not cfg.train.fp16
+    err = " ".join(capsys.readouterr().err.split())
+    assert "preset tiny: test machine: no GPU, so sftkit starts from a preset that trains on the CPU (--preset NAME picks another)" in err
+    assert result.project.extends == "tiny"
+    init_project({"dataset": "org/data"}, Path("gpu.yaml"), yes=True, hardware=GPU)
+    assert written(Path("gpu.yaml"))["extends"] == "smollm3"  # on a GPU the usual preset
+
+
+def test_yes_without_a_gpu_keeps_the_trainer_type_asked_for():
+    init_project({"trainer_type": "dpo"}, Path("sftkit.yaml"), yes=True, hardware=NO_GPU)
+    assert written() == {"extends": "tiny", "trainer_type": "dpo"}
+    assert resolve_config(config_file="sftkit.yaml").config.trainer_type == "dpo"
+
+
+def test_interactive_without_a_gpu_offers_the_cpu_preset_first():
+    drive([ENTER] * (len(TINY_ORDER) + 1) + SUMMARY_WRITE + NO_TRAINING)  # Enter on every question: the defaults
+    assert written() == {"extends": "tiny"}
+
+
+def test_a_model_without_a_gpu_keeps_the_usual_preset_made_safe_for_the_cpu(capsys):
+    init_project({"model": "org/model", "dataset": "org/data"}, Path("sftkit.yaml"), yes=True, hardware=NO_GPU)
+    out = written()
+    assert out["extends"] == "smollm3"  # a real model: the preset's training defaults, not the tiny task's
+    assert out["model"] == {"name": "org/model", "flash_attention": False}
+    assert out["train"] == {"fp16": False}
+    err = " ".join(capsys.readouterr().err.split())
+    assert "preset smollm3 is set up for a CUDA GPU (train.fp16, model.flash_attention)" in err
+    assert "model.flash_attention off" in err
+    init_project({"preset": "smollm3", "dataset": "org/data"}, Path("gpu.yaml"), yes=True, hardware=("bf16", "A100"))
+    assert "model" not in written(Path("gpu.yaml"))  # with mixed precision flash attention stays as the preset has it
