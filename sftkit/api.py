@@ -106,12 +106,13 @@ def load_config(
     return resolve(preset, config, sets, flags, mapping).config
 
 
-def plan(config: RunConfig) -> dict[str, Any]:
-    """What ``train`` would do, without loading a model: the config, and the real TRL, peft and loading
-    arguments built from it (an argument the installed TRL or peft rejects raises a ConfigError here)."""
+def plan(config: RunConfig, processes: int = 1) -> dict[str, Any]:
+    """What ``train`` would do, without loading a model: the config, the real TRL, peft and loading arguments
+    built from it (an argument the installed TRL or peft rejects raises a ConfigError here), and the memory plan
+    for ``processes`` processes (read from the model's config only)."""
     from sftkit.training.plan import training_plan
 
-    return training_plan(config)
+    return training_plan(config, processes)
 
 
 def config_keys(section: str | None = None) -> list[dict[str, Any]]:

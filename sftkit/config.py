@@ -262,6 +262,16 @@ class TrainConfig(Section):
     bf16: bool = False
     """Mixed precision in bfloat16 (Ampere or newer GPUs, recent CPUs). Not together with ``train.fp16``."""
 
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """Training precision. ``auto`` (default): bf16 on a CUDA GPU that supports it, fp16 on an older GPU, float32 on
+    the CPU; the choice and its reason are recorded in the run's environment.json and shown by ``--dry-run``.
+    ``train.bf16`` or ``train.fp16`` set to true take precedence (then leave this at ``auto`` or the same)."""
+
+    kernels: Literal["auto", "liger", "none"] = "auto"
+    """Fused training kernels. ``liger``: Liger's kernels (RMSNorm, RoPE, SwiGLU; needs a CUDA GPU and the
+    ``liger-kernel`` package); ``auto`` (default): Liger on a CUDA GPU when the package is installed and has kernels
+    for the model's architecture, else none (the reason is recorded in environment.json); ``none``: the model's own."""
+
     seed: int = 42
     """Random seed for initialisation, shuffling, dropout and the validation split."""
 
@@ -303,6 +313,11 @@ class TrainConfig(Section):
 
     deepspeed: str | None = None
     """Path to a DeepSpeed JSON config; multi-GPU runs."""
+
+    distributed: Literal["fsdp", "zero2", "zero3"] | None = None
+    """A named sharding setup shipped with sftkit (``sftkit/distributed/NAME.json``): ``fsdp`` (FSDP2, full
+    sharding, GPUs or CPU processes), ``zero2`` / ``zero3`` (DeepSpeed ZeRO, GPUs, needs ``pip install deepspeed``).
+    ``--dry-run`` shows what it expands to. Instead of ``train.fsdp`` / ``train.deepspeed``."""
 
     ddp_backend: DdpBackend | None = None
     """Process-group backend of a multi-process run (``--nproc``). Unset: ``nccl`` on GPUs, ``gloo`` on CPUs."""
@@ -447,6 +462,15 @@ class RunConfig(Section):
         t, lo, d = self.train, self.lora, self.dpo
         if t.fp16 and t.bf16:
             out.append(Problem("fp16 and bf16 are both on", key="train.fp16, train.bf16", hint="set one of them to false"))
+        for flag in ("bf16", "fp16"):
+            if getattr(t, flag) and t.precision not in ("auto", flag):
+                out.append(
+                    Problem(
+                        f"train.{flag} is on but train.precision is {t.precision}",
+                        key=f"train.precision, train.{flag}",
+                        hint=f"set train.precision=auto (or {flag}) or train.{flag}=false",
+                    )
+                )
         if t.warmup_steps and t.warmup_ratio:
             out.append(
                 Problem(

@@ -48,6 +48,10 @@ def train(
     master_port: Annotated[int, typer.Option("--master-port", help="Rank-0 node port.")] = 29500,
     fsdp: Annotated[Optional[str], typer.Option("--fsdp", help="FSDP options (train.fsdp), e.g. 'full_shard auto_wrap'.")] = None,
     deepspeed: Annotated[Optional[Path], typer.Option("--deepspeed", help="A DeepSpeed JSON config (train.deepspeed).", dir_okay=False)] = None,
+    distributed: Annotated[
+        Optional[str],
+        typer.Option("--distributed", metavar="fsdp|zero2|zero3", help="A named sharding setup shipped with sftkit (train.distributed); --dry-run shows what it expands to."),
+    ] = None,
     trust_formatting_func: TrustFormattingFuncOpt = False,
 ) -> None:
     """Fine-tune a model (SFT, DPO or KTO) from a preset or project file."""
@@ -59,10 +63,11 @@ def train(
         "--output-dir": ("train.output_dir", str(output_dir) if output_dir else None),
         "--fsdp": ("train.fsdp", fsdp),
         "--deepspeed": ("train.deepspeed", str(deepspeed) if deepspeed else None),
+        "--distributed": ("train.distributed", distributed),
     }
     resolved = load_config(preset, config, set_, flags)
     if dry_run:
-        _print_plan(resolved, api.plan(resolved.config), as_json)
+        _print_plan(resolved, api.plan(resolved.config, processes=nproc * nnodes), as_json)
         return
     cfg = resolved.config
     if int(os.environ.get("RANK", "0")) == 0:
@@ -124,8 +129,12 @@ def _print_plan(resolved: Any, plan: dict[str, Any], as_json: bool) -> None:
     if as_json:
         stdout_write(json.dumps({**plan, "sources": resolved.sources}, indent=2, ensure_ascii=False) + "\n")
         return
-    notes, warnings = plan.pop("notes", []), plan.pop("warnings", [])
+    from sftkit.training.memory import plan_lines
+
+    notes, warnings, memory = plan.pop("notes", []), plan.pop("warnings", []), plan.pop("memory", None)
     stdout_write(dump_yaml(plan))
+    if memory is not None:  # in words (as YAML comments: the output stays YAML); --json gives the numbers
+        stdout_write("".join(f"# {line}\n" for line in plan_lines(memory)))
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
     for warning in warnings:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sftkit.config import RunConfig
+from sftkit.training.distributed import distributed_args
 
 
 def tracking_args(cfg: RunConfig) -> dict[str, Any]:
@@ -98,8 +99,7 @@ def trainer_args(
         "load_best_model_at_end": t.load_best_model_at_end and has_eval,
         "metric_for_best_model": t.metric_for_best_model if t.load_best_model_at_end else None,
         "use_cpu": t.use_cpu,
-        "fsdp": t.fsdp or "",
-        "deepspeed": t.deepspeed,
+        **distributed_args(cfg),  # train.distributed, or train.fsdp / train.deepspeed as given
         "disable_tqdm": True,
         "model_init_kwargs": None,
         # tokens/s in the progress line and metrics.jsonl count real tokens, not padding
@@ -109,6 +109,8 @@ def trainer_args(
         "ddp_backend": t.ddp_backend or ddp_backend,
         "ddp_find_unused_parameters": t.ddp_find_unused_parameters,
         "tf32": t.tf32,
+        # Liger's layer kernels (train.kernels, resolved to liger or none for the hardware and the model first)
+        "use_liger_kernel": t.kernels == "liger",
         **tracking_args(cfg),
     }
     if t.load_best_model_at_end:

@@ -16,18 +16,22 @@ def check_hardware(cfg: RunConfig) -> str:
     import torch
 
     cuda = torch.cuda.is_available() and not cfg.train.use_cpu
-    if cfg.train.fp16 and not cuda:
+    t = cfg.train
+    if (t.fp16 or t.precision == "fp16") and not cuda:
         raise SftkitError(
-            "train.fp16 needs a CUDA GPU, and none is in use here",
-            hint="set train.fp16=false (or train.bf16=true on a CPU that supports it)",
+            f"{'train.fp16' if t.fp16 else 'train.precision=fp16'} needs a CUDA GPU, and none is in use here",
+            hint="set train.fp16=false (or train.bf16=true on a CPU that supports it)" if t.fp16 else "set train.precision=auto",
             exit_code=EXIT_USAGE,
         )
-    if cfg.train.bf16 and cuda and not torch.cuda.is_bf16_supported():
+    if (t.bf16 or t.precision == "bf16") and cuda and not torch.cuda.is_bf16_supported():
         raise SftkitError(
-            f"train.bf16 is not supported by {torch.cuda.get_device_name()}",
-            hint="set train.bf16=false and train.fp16=true on this GPU",
+            f"{'train.bf16' if t.bf16 else 'train.precision=bf16'} is not supported by {torch.cuda.get_device_name()}",
+            hint="set train.bf16=false and train.fp16=true on this GPU" if t.bf16 else "set train.precision=auto (fp16 on this GPU)",
             exit_code=EXIT_USAGE,
         )
+    from sftkit.training.hardware import kernels_of
+
+    kernels_of(cfg, cuda)  # train.kernels=liger where Liger cannot run fails here (the architecture: once loaded)
     if cfg.model.flash_attention and not cuda:
         raise SftkitError(
             "model.flash_attention needs a CUDA GPU, and none is in use here",

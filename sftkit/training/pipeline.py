@@ -193,6 +193,8 @@ def _sigterm_interrupts():
 
 
 def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, console: Any, live: bool, threads: str) -> TrainResult:
+    import torch
+
     from sftkit.testhooks import pause_point
     from sftkit.training.trainers import NonFiniteTraining
 
@@ -211,7 +213,16 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, c
 
             _warnings(console, run_dir, [warmup_warning(cfg, len(data.train), world_size())])
         pause_point("model", run_dir)  # for fault tests: the data is prepared, training not started
+        from sftkit.training.hardware import with_kernels, with_precision
+
+        cfg, precision = with_precision(cfg, device == "cuda")  # train.precision=auto: what this hardware supports
+        if main:
+            from sftkit.training.memory import announce_plan
+
+            announce_plan(cfg, world_size(), console, run_dir / layout.TRAIN_LOG)  # before the model: an oversized one fails loading
         model = _model(cfg)
+        cfg, kernels = with_kernels(cfg, device == "cuda", model)
+        env = {**env, **precision, **kernels}
         _check_vocabulary(cfg, tokenizer, model)
         padding_free, batching, fallback = _batching(cfg, model)
         if main:
@@ -237,6 +248,10 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, c
                 + (f" (last good checkpoint: {good[-1].name})" if good else ""),
                 hint="lower train.learning_rate, keep train.max_grad_norm > 0, or check the data for broken rows",
             ) from None
+        except torch.OutOfMemoryError:
+            from sftkit.training.memory import out_of_memory
+
+            raise out_of_memory(cfg, trainer.state.global_step + 1, device == "cuda", world_size()) from None
         finally:
             signals.uninstall()
             run_log.close()
@@ -249,8 +264,9 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: str | None, device: str, c
     with _quiet_libraries():
         if data.validation is not None:
             metrics.update(_final_eval(trainer))
+        weights = _gathered_weights(trainer)  # a sharded model: every rank takes part in gathering it
         if main:
-            _save(cfg, trainer, tokenizer, data, run_dir, metrics, started)
+            _save(cfg, trainer, tokenizer, data, run_dir, metrics, started, weights)
             write_state(run_dir, FINISHED, steps=trainer.state.global_step)
             from sftkit.runs import loss_plot_note
 
@@ -405,15 +421,29 @@ def _cuda(cfg: RunConfig) -> bool:
     return torch.cuda.is_available() and not cfg.train.use_cpu
 
 
-def _save(cfg: RunConfig, trainer, tokenizer, data, run_dir: Path, metrics: dict[str, Any], started: float) -> None:
-    """Write the final model to .model.tmp, flush it to disk, then rename it to model/ (the run's files last)."""
+def _gathered_weights(trainer) -> dict[str, Any] | None:
+    """The full weights of a model sharded by FSDP or DeepSpeed, gathered by every rank together (rank 0 keeps
+    them, on the CPU, whatever the FSDP state_dict_type of the checkpoints): the final model is one
+    consolidated folder. None for a model every rank holds whole."""
+    if getattr(trainer, "is_fsdp_enabled", False):
+        return trainer.accelerator.get_state_dict(trainer.model)
+    if getattr(trainer, "is_deepspeed_enabled", False):
+        return trainer.accelerator.get_state_dict(trainer.deepspeed)
+    return None
+
+
+def _save(
+    cfg: RunConfig, trainer, tokenizer, data, run_dir: Path, metrics: dict[str, Any], started: float, weights: dict[str, Any] | None = None
+) -> None:
+    """Write the final model to .model.tmp, flush it to disk, then rename it to model/ (the run's files last).
+    ``weights``: the gathered weights of a sharded model (:func:`_gathered_weights`)."""
     import shutil
 
     from sftkit.card import metadata, model_card
     from sftkit.testhooks import pause_point
     from sftkit.yamlio import follow_umask
 
-    _check_finite_weights(trainer.model)
+    _check_finite_weights(trainer.model if weights is None else weights)
     pause_point("save", run_dir)  # for fault tests: nothing of the final model written yet
     final, tmp, old = run_dir / layout.MODEL, run_dir / layout.MODEL_TMP, run_dir / layout.MODEL_OLD
     shutil.rmtree(tmp, ignore_errors=True)
@@ -422,7 +452,10 @@ def _save(cfg: RunConfig, trainer, tokenizer, data, run_dir: Path, metrics: dict
     card = model_card(cfg, meta)
     hint = f"free space on that disk, then finish the run: sftkit train --config {run_dir / layout.CONFIG} --resume"
     with partial_output(tmp, f"the final model to {final} (nothing half-written was left)", hint):
-        trainer.save_model(str(tmp))
+        if weights is None:
+            trainer.save_model(str(tmp))
+        else:
+            trainer._save(str(tmp), state_dict=weights)
         tokenizer.chat_template = _trained_format(cfg, tokenizer)  # what plain transformers renders = what was trained
         tokenizer.save_pretrained(str(tmp))
         write_json(tmp / name, meta)
@@ -440,11 +473,12 @@ def _save(cfg: RunConfig, trainer, tokenizer, data, run_dir: Path, metrics: dict
 
 
 def _check_finite_weights(model) -> None:
-    """The last guard before a model is saved: no NaN or infinite weight."""
+    """The last guard before a model is saved: no NaN or infinite weight (``model``: a model, or gathered weights)."""
     import torch
 
-    for name, param in model.named_parameters():
-        if param.requires_grad and not bool(torch.isfinite(param).all()):
+    named = model.items() if isinstance(model, dict) else ((n, p) for n, p in model.named_parameters() if p.requires_grad)
+    for name, param in named:
+        if param.is_floating_point() and not bool(torch.isfinite(param).all()):
             raise SftkitError(
                 f"the trained weights hold NaN or infinite values ({name}); the model was not saved",
                 hint="lower train.learning_rate or keep train.max_grad_norm > 0, then start again",

@@ -19,22 +19,28 @@ from sftkit.training.args import (
     pin_memory_useful,
     trainer_args,
 )
+from sftkit.training.memory import memory_plan
 from sftkit.training.tracking import check_tracking
 
 TRAINER_CLASSES = {"sft": "trl.SFTTrainer", "dpo": "trl.DPOTrainer", "kto": "trl.KTOTrainer"}
 
 
-def training_plan(cfg: RunConfig) -> dict[str, Any]:
+def training_plan(cfg: RunConfig, processes: int = 1) -> dict[str, Any]:
     """The plan as a dict; raises ConfigError when TRL, peft or the tracker rejects an argument (or the tracker's
-    package is not installed).
+    package is not installed). ``processes``: how many processes would train (the memory plan divides what they shard).
 
     Mixed precision needs hardware this machine may not have (a GPU for fp16, bf16 support): then the
     arguments are checked with it off and a note says so, instead of refusing a config meant for another machine.
     """
+    from sftkit.training.hardware import with_kernels, with_precision
+
+    asked = cfg
+    cfg, precision = with_precision(cfg)  # train.precision and train.kernels as this machine resolves them
+    cfg, kernels = with_kernels(cfg)
     notes: list[str] = []
     checked = cfg
     if (cfg.train.fp16 or cfg.train.bf16) and not _precision_available(cfg):
-        which = "train.fp16" if cfg.train.fp16 else "train.bf16"
+        which = precision["precision_chosen_from"]
         notes.append(f"{which} needs hardware this machine lacks: the trainer arguments were checked with it off")
         checked = cfg.model_copy(update={"train": cfg.train.model_copy(update={"fp16": False, "bf16": False})})
     if cfg.train.tf32 and not _tf32_available():
@@ -51,12 +57,16 @@ def training_plan(cfg: RunConfig) -> dict[str, Any]:
         notes.append("padding-free batches: checked on the model at the start of the run (padded if not exact for it)")
     warnings = [w for w in (warmup_warning(cfg, _prepared_rows(cfg)),) if w]
     plan: dict[str, Any] = {
-        "config": cfg.to_dict(),
+        "config": asked.to_dict(),
+        # the precision and kernels this machine gives the run, and why (as the run records them in environment.json)
+        "hardware": {**precision, **kernels},
         "trainer": {"class": TRAINER_CLASSES[cfg.trainer_type], "args": trainer_args(cfg, pin_memory=pin_memory_useful(cfg))},
         "model_loading": model_load_args(cfg),
         "peft": peft_args(cfg),
         # what the tracker reads from the environment during the run (its folder, project, server)
         "tracker_environment": tracker_env,
+        # parameters, memory per process, the devices found, whether it fits and what would (sftkit.training.memory)
+        "memory": memory_plan(cfg, processes),
     }
     if notes:
         plan["notes"] = notes

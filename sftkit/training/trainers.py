@@ -38,6 +38,17 @@ class RunSafetyMixin:
 
     _sftkit_ok: Any = None  # a bool tensor: every loss since the last optimizer step was finite
 
+    def create_accelerator_and_postprocess(self) -> None:
+        if self.args.deepspeed and self.args.device.type != "cuda":
+            from sftkit.errors import SftkitError
+
+            raise SftkitError(
+                f"DeepSpeed (train.distributed / train.deepspeed) runs on CUDA GPUs only; this run is on {self.args.device.type.upper()}",
+                hint="use --distributed fsdp (FSDP runs on CPU processes too), or run on GPUs",
+            )
+        with _fsdp_on_cpu(self.args):
+            super().create_accelerator_and_postprocess()
+
     def training_step(self, *args, **kwargs):
         import torch
 
@@ -81,6 +92,35 @@ class RunSafetyMixin:
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
         pause_point("checkpoint", Path(output_dir).parent)  # for fault tests: the weights are written, the rest not
         super()._save_optimizer_and_scheduler(output_dir)
+
+
+class _fsdp_on_cpu:
+    """accelerate builds its FSDP plugin for accelerator processes only: several CPU processes asked for FSDP
+    would silently train as plain DDP (every rank a full copy). torch's FSDP2 runs on CPU processes (gloo), so
+    there accelerate is shown the processes as accelerator ones while it creates its state; the processes, their
+    devices and the process group stay as they are."""
+
+    def __init__(self, args: Any) -> None:
+        self.wanted = getattr(args, "fsdp_plugin_args", None) is not None
+
+    def __enter__(self):
+        from accelerate.state import AcceleratorState, PartialState
+        from accelerate.utils import DistributedType
+
+        self.state = PartialState._shared_state
+        self.swapped = (
+            self.wanted and not AcceleratorState._shared_state and self.state.get("distributed_type") == DistributedType.MULTI_CPU
+        )
+        if self.swapped:
+            self.state["distributed_type"] = DistributedType.MULTI_GPU
+        return self
+
+    def __exit__(self, *exc):
+        from accelerate.utils import DistributedType
+
+        if self.swapped and self.state.get("distributed_type") == DistributedType.MULTI_GPU:
+            self.state["distributed_type"] = DistributedType.MULTI_CPU  # accelerate failed before taking FSDP
+        return False
 
 
 def sft_trainer_class():

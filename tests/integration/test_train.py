@@ -54,6 +54,10 @@ def test_run_folder_holds_everything(tiny_run: Path):
     assert "training finished" in log and "\x1b[" not in log
     checkpoints = sorted(tiny_run.glob("checkpoint-*"))
     assert 1 <= len(checkpoints) <= 2  # save_total_limit 2
+    env = json.loads((tiny_run / "environment.json").read_text())
+    # the tiny preset trains on the CPU: float32 and no fused kernels, each with the reason
+    assert env["precision"] == "fp32" and env["precision_chosen_from"].startswith("train.precision=auto: no CUDA GPU")
+    assert env["kernels"] == "none" and env["kernels_chosen_from"] == "train.kernels=auto: no CUDA GPU in use"
 
 
 def test_tiny_model_learns_its_task(tiny_run: Path):
