@@ -56,9 +56,11 @@ def check_hardware(cfg: RunConfig) -> str:
                 hint="pip install bitsandbytes, or set lora.load_in_4bit=false and lora.load_in_8bit=false",
                 exit_code=EXIT_USAGE,
             )
+    from sftkit.modeling import quiet_transformers
     from sftkit.training.tracking import check_tracking
 
-    check_tracking(cfg)  # the tracker's package, callback and settings, as --dry-run checks them
+    with quiet_transformers():  # it imports transformers' integrations, and bitsandbytes' kernel notice with them
+        check_tracking(cfg)  # the tracker's package, callback and settings, as --dry-run checks them
     return "cuda" if cuda else "cpu"
 
 
