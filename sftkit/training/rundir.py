@@ -33,6 +33,8 @@ from sftkit.yamlio import atomic_write_text, dump_yaml, load_yaml
 #: entries a fresh run folder may already hold (written by `sftkit prepare`) or that belong to no run
 PRE_RUN_ENTRIES = {layout.PREPARED, layout.STOP}
 RUNNING, FAILED, INTERRUPTED, FINISHED = "running", "failed", "interrupted", "finished"
+#: state.json key of runs whose checkpoints count only with the completion marker (no run before the marker has it)
+MARKS_CHECKPOINTS = "marks_checkpoints"
 #: keys that may change between a run and its resumption; anything else changes what is trained
 RESUMABLE_CHANGES = (
     "train.output_dir",
@@ -181,12 +183,16 @@ def is_complete(checkpoint: Path, legacy: bool = False) -> bool:
 
 def complete_checkpoints(run_dir: Path) -> list[Path]:
     found = checkpoints(run_dir)
-    legacy = _legacy(found)
+    legacy = _legacy(run_dir, found)
     return [c for c in found if is_complete(c, legacy)]
 
 
-def _legacy(found: list[Path]) -> bool:
-    """No checkpoint of the run carries the marker: the run predates it."""
+def _legacy(run_dir: Path, found: list[Path]) -> bool:
+    """The run predates the completion marker: its state does not say it marks checkpoints, and none of its
+    checkpoints carries the marker. (A run that does mark them and was killed inside its first checkpoint write
+    has no complete checkpoint, however much of the folder was written.)"""
+    if read_state(run_dir).get(MARKS_CHECKPOINTS):
+        return False
     return not any((c / layout.CHECKPOINT_COMPLETE).exists() for c in found)
 
 
@@ -283,7 +289,8 @@ def start_run_dir(cfg: RunConfig, resume: str | None, overwrite: bool) -> tuple[
         _clear(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / layout.CONFIG, dump_yaml(cfg.to_dict()))
-    write_state(run_dir, RUNNING, started=_now(), **holder_info())  # `started` stays through resumptions
+    # `started` and MARKS_CHECKPOINTS stay through resumptions
+    write_state(run_dir, RUNNING, started=_now(), **{MARKS_CHECKPOINTS: True}, **holder_info())
     return run_dir, None, notes
 
 
@@ -439,7 +446,7 @@ def find_checkpoint(cfg: RunConfig, run_dir: Path, resume: str) -> tuple[str, li
         ckpt = Path(resume)
         if not (ckpt / "trainer_state.json").exists():
             raise SftkitError(f"{resume} is not a checkpoint folder (no trainer_state.json)", hint="pass a checkpoint-N folder", exit_code=EXIT_USAGE)
-        if not is_complete(ckpt, legacy=_legacy(checkpoints(ckpt.parent))):
+        if not is_complete(ckpt, legacy=_legacy(ckpt.parent, checkpoints(ckpt.parent))):
             raise SftkitError(f"{resume} is incomplete: the run stopped while writing it", hint="resume from the latest complete checkpoint: --resume", exit_code=EXIT_USAGE)
     else:
         complete = complete_checkpoints(run_dir)

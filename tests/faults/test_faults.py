@@ -99,6 +99,37 @@ def test_kill_inside_a_checkpoint_write_resumes_from_the_last_complete_one(strai
     assert_same_weights(straight, run)
 
 
+def test_a_kill_inside_the_first_checkpoint_write_restarts_with_the_same_command(straight: Path, tmp_path: Path):
+    run = tmp_path / "r"
+    proc = start("train", *RUN, "-o", str(run), env={"SFTKIT_TEST_PAUSE": "checkpoint:1"})  # the write of checkpoint-4
+    wait_for(run / ".paused-checkpoint", proc)
+    kill9(proc)
+    # the kill can land later in the same write, after the trainer state and before the completion marker: a run
+    # that marks its checkpoints must not read that folder as a complete checkpoint of a run from before the marker
+    (run / "checkpoint-4" / "trainer_state.json").write_text("{}", encoding="utf-8")
+    again = sftkit("train", *RUN, "-o", str(run))  # the command the user ran, as the hints promise
+    assert again.returncode == 0, again.stderr
+    assert json.loads((run / "state.json").read_text())["steps"] == 12
+    assert_same_weights(straight, run)
+
+
+def test_a_run_from_before_the_completion_marker_still_resumes(straight: Path, tmp_path: Path):
+    run = tmp_path / "r"
+    shutil.copytree(straight, run)
+    for marker in run.glob("checkpoint-*/sftkit-complete.json"):  # what an older sftkit left: no markers...
+        marker.unlink()
+    state = json.loads((run / "state.json").read_text())
+    state.pop("marks_checkpoints")  # ...and a state that does not promise them
+    state["state"] = "interrupted"
+    (run / "state.json").write_text(json.dumps(state))
+    shutil.rmtree(run / "model")
+    resumed = sftkit("train", *RUN, "-o", str(run), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "incomplete" not in resumed.stderr  # its checkpoints count by their trainer state
+    assert json.loads((run / "state.json").read_text())["steps"] == 12
+    assert_same_weights(straight, run)
+
+
 def test_kill_inside_the_final_save_never_trains_past_the_end(straight: Path, tmp_path: Path):
     run = tmp_path / "r"
     proc = start("train", *RUN, "-o", str(run), env={"SFTKIT_TEST_PAUSE": "final"})
