@@ -30,12 +30,12 @@ from typing import Any
 from sftkit.errors import DataError
 
 
-class Reason(str, Enum):
-    """Why a row was dropped. The value is the code in ``dropped.jsonl`` and the manifest's ``dropped`` counts."""
+class _Explained(str, Enum):
+    """A code (the member's value, as written in files) with its explanation for people."""
 
     explanation: str
 
-    def __new__(cls, code: str, explanation: str) -> Reason:
+    def __new__(cls, code: str, explanation: str) -> _Explained:
         member = str.__new__(cls, code)
         member._value_ = code
         member.explanation = explanation
@@ -43,6 +43,10 @@ class Reason(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+class Reason(_Explained):
+    """Why a row was dropped. The value is the code in ``dropped.jsonl`` and the manifest's ``dropped`` counts."""
 
     INVALID = (
         "invalid",
@@ -72,19 +76,8 @@ class Reason(str, Enum):
     )
 
 
-class Note(str, Enum):
+class Note(_Explained):
     """Something done to a row that was kept, which the user should know: counted in the manifest's ``notes``."""
-
-    explanation: str
-
-    def __new__(cls, code: str, explanation: str) -> Note:
-        member = str.__new__(cls, code)
-        member._value_ = code
-        member.explanation = explanation
-        return member
-
-    def __str__(self) -> str:
-        return self.value
 
     PROMPT_FROM_COMMON_PREFIX = (
         "prompt_from_common_prefix",
